@@ -1,0 +1,41 @@
+# Every target does its own set-up: `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install test test-all demo lint format bench clean
+
+install: $(STAMP)
+
+# Re-installs only when the dependency files change; pip's "location ignored" chatter is filtered out.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/python -c "import vmp_lightning, decord, lightning, pytorchvideo.models"
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-all: install
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+demo: install
+	$(BIN)/vmp-lightning demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python benchmarks/prompt_cost.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

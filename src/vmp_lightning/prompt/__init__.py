@@ -1,0 +1,21 @@
+"""The motion prompt layer, its PN functions and the temporal variation regulariser (pure torch)."""
+
+from vmp_lightning.prompt.layer import BT601_RGB, ChannelOrder, MotionPrompt, check_clip, luma_weights
+from vmp_lightning.prompt.pn import AsinhE, Gamma, LearnableSigmoid, MaxExp, PowerNorm, SigmE
+from vmp_lightning.prompt.regularizer import VNormalization, temporal_variation
+
+__all__ = [
+    "BT601_RGB",
+    "AsinhE",
+    "ChannelOrder",
+    "Gamma",
+    "LearnableSigmoid",
+    "MaxExp",
+    "MotionPrompt",
+    "PowerNorm",
+    "SigmE",
+    "VNormalization",
+    "check_clip",
+    "luma_weights",
+    "temporal_variation",
+]
