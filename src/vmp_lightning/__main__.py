@@ -1,0 +1,3 @@
+from vmp_lightning.cli import main
+
+main()

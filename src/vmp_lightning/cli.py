@@ -1,0 +1,83 @@
+"""The `vmp-lightning` command: LightningCLI (fit | validate | test | predict) plus the project's own commands."""
+
+from __future__ import annotations
+
+import sys
+from importlib.resources import files
+
+import lightning as L
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info
+
+from vmp_lightning.data.datamodule import VideoDataModule
+from vmp_lightning.loggers import run_directory
+from vmp_lightning.module import VideoClassifier
+from vmp_lightning.prompt import MotionPrompt
+
+DEFAULT_CONFIG = str(files("vmp_lightning") / "configs" / "default.yaml")
+PROJECT_COMMANDS = {"demo": "vmp_lightning.demo"}
+DESCRIPTION = (
+    "Video Motion Prompts on PyTorch Lightning. Every subcommand starts from the embedded default config "
+    f"({DEFAULT_CONFIG}: synthetic motion videos, tiny 3D CNN); --config files and flags override it. "
+    "Project commands: `vmp-lightning demo` (baseline vs VMP on synthetic motion videos)."
+)
+
+
+def frames_consumed(vmp: bool) -> int:
+    """Extra frames the data must sample for the layer in front of the backbone."""
+    return MotionPrompt.frames_consumed if vmp else 0
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Saves the full config as ``config.yaml`` in the run's own folder, beside its checkpoints, so runs that
+    share a ``save_dir`` never overwrite each other's config."""
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        folder = run_directory(trainer)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / self.config_filename
+        self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=self.multifile)
+        rank_zero_info(f"Config saved to {path}")
+
+
+class VMPLightningCLI(LightningCLI):
+    """One switch for VMPs: ``model.vmp`` also makes the data module sample one frame more. The data module owns
+    the number of classes and the normalisation; the model is told both (linked arguments)."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("model.init_args.vmp", "data.init_args.extra_frames", compute_fn=frames_consumed)
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.normalization", "model.init_args.normalization", apply_on="instantiate")
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCLI:
+    """The CLI object (``run=False`` parses and instantiates without running a subcommand)."""
+    default_files = {"default_config_files": [DEFAULT_CONFIG]}
+    parser_kwargs = (
+        {name: default_files for name in ("fit", "validate", "test", "predict")} if run else default_files
+    )
+    return VMPLightningCLI(
+        VideoClassifier,
+        VideoDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_callback=RunConfigSaver,
+        save_config_kwargs={"save_to_log_dir": False},
+        parser_kwargs={**parser_kwargs, "description": DESCRIPTION},
+        args=args,
+        run=run,
+    )
+
+
+def main(args: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv and argv[0] in PROJECT_COMMANDS:
+        from importlib import import_module
+
+        import_module(PROJECT_COMMANDS[argv[0]]).main(argv[1:])
+        return
+    build_cli(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Data path: records, clip sampling, decoding, transforms, data modules, synthetic motion videos."""
+
+from vmp_lightning.data.datamodule import KINETICS_MEAN, KINETICS_STD, Normalization, VideoDataModule
+from vmp_lightning.data.dataset import ClipDataset
+from vmp_lightning.data.sampling import clip_span, sample_clip_indices
+from vmp_lightning.data.synthetic import SyntheticMotionDataModule, SyntheticMotionSpec, generate, render_video
+from vmp_lightning.data.transforms import clip_transform
+from vmp_lightning.data.video import VideoDecodeError, VideoRecord, open_video, read_frames, write_video
+
+__all__ = [
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "ClipDataset",
+    "Normalization",
+    "SyntheticMotionDataModule",
+    "SyntheticMotionSpec",
+    "VideoDataModule",
+    "VideoDecodeError",
+    "VideoRecord",
+    "clip_span",
+    "clip_transform",
+    "generate",
+    "open_video",
+    "read_frames",
+    "render_video",
+    "sample_clip_indices",
+    "write_video",
+]

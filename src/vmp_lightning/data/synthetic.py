@@ -1,0 +1,198 @@
+"""Synthetic motion videos: classes that differ only by how an object moves.
+
+Each video shows a static cluttered background, a few static textured distractors and one textured object that
+moves with the class's motion. The object's texture, the distractors and the background are drawn from the same
+distributions for every class and the object wraps around the frame edges (toroidal motion), so every position is
+equally likely in every class: no single frame tells the classes apart, only motion does. Per-frame sensor noise
+makes frame differences noisy, which is what a learned attention threshold has to cope with.
+
+Videos are written once as real H.264 mp4 files into a cache folder keyed by the generation settings, and read back
+through the same decord path as real datasets.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vmp_lightning.data.datamodule import KINETICS_MEAN, KINETICS_STD, SPLITS, VideoDataModule
+from vmp_lightning.data.video import VideoRecord, write_video
+
+#: Motion name -> direction (dx, dy) per frame, scaled by the speed. "Oscillate" classes move back and forth.
+MOTIONS: dict[str, tuple[float, float]] = {
+    "right": (1, 0),
+    "left": (-1, 0),
+    "down": (0, 1),
+    "up": (0, -1),
+    "down_right": (0.7071, 0.7071),
+    "up_left": (-0.7071, -0.7071),
+    "down_left": (-0.7071, 0.7071),
+    "up_right": (0.7071, -0.7071),
+}
+GENERATOR_VERSION = 1  # bump when the pictures change, so old caches are not reused
+
+
+@dataclass(frozen=True)
+class SyntheticMotionSpec:
+    """Everything that decides the generated files (and so the cache folder's name)."""
+
+    num_classes: int = 4
+    videos_per_class: tuple[int, int, int] = (40, 10, 20)  # train, val, test
+    size: int = 64
+    frames: int = 24
+    fps: int = 12
+    speed: float = 2.0
+    object_size: int = 16
+    num_distractors: int = 4
+    noise_std: float = 3.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.num_classes <= len(MOTIONS):
+            raise ValueError(f"num_classes must be in [2, {len(MOTIONS)}], got {self.num_classes}")
+        if self.size % 2 or self.size < 2 * self.object_size:
+            raise ValueError(f"size must be even and at least twice object_size, got {self.size}, {self.object_size}")
+        if len(self.videos_per_class) != 3 or min(self.videos_per_class) < 1:
+            raise ValueError(f"videos_per_class needs 3 positive counts (train, val, test): {self.videos_per_class}")
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(MOTIONS)[: self.num_classes]
+
+    def fingerprint(self) -> str:
+        payload = json.dumps({**asdict(self), "version": GENERATOR_VERSION}, sort_keys=True)
+        return hashlib.sha1(payload.encode()).hexdigest()[:12]
+
+
+def _texture(rng: np.random.Generator, height: int, width: int, cells: int) -> np.ndarray:
+    """Blocky colour texture: ``cells x cells`` random colours, nearest-upsampled, plus fine noise."""
+    coarse = rng.integers(0, 256, size=(cells, cells, 3)).astype(np.float32)
+    rows = np.arange(height) * cells // height
+    cols = np.arange(width) * cells // width
+    return coarse[rows][:, cols] + rng.normal(0, 12, size=(height, width, 3)).astype(np.float32)
+
+
+def render_video(spec: SyntheticMotionSpec, label: int, rng: np.random.Generator) -> np.ndarray:
+    """``frames x size x size x 3`` uint8 frames of one video of class ``label``."""
+    size, obj = spec.size, spec.object_size
+    frame = _texture(rng, size, size, cells=8)
+    for _ in range(spec.num_distractors):  # static objects that look like the moving one
+        y, x = rng.integers(0, size - obj, size=2)
+        frame[y : y + obj, x : x + obj] = _texture(rng, obj, obj, cells=4)
+    patch = _texture(rng, obj, obj, cells=4)
+    dx, dy = MOTIONS[spec.class_names[label]]
+    y0, x0 = rng.uniform(0, size, size=2)
+    video = np.empty((spec.frames, size, size, 3), dtype=np.float32)
+    for t in range(spec.frames):
+        rows = (int(round(y0 + dy * spec.speed * t)) + np.arange(obj)) % size
+        cols = (int(round(x0 + dx * spec.speed * t)) + np.arange(obj)) % size
+        video[t] = frame
+        video[t][np.ix_(rows, cols)] = patch
+    video += rng.normal(0, spec.noise_std, size=video.shape).astype(np.float32)
+    return np.clip(np.round(video), 0, 255).astype(np.uint8)
+
+
+def generate(spec: SyntheticMotionSpec, root: str | Path) -> Path:
+    """Write the dataset under ``root/<fingerprint>`` unless it is complete already; return that folder.
+
+    Resumable: finished videos are kept, the manifest is written last, so a folder with a manifest is complete.
+    """
+    folder = Path(root) / spec.fingerprint()
+    manifest = folder / "manifest.csv"
+    if manifest.is_file():
+        return folder
+    rows = []
+    for split_id, (split, per_class) in enumerate(zip(SPLITS, spec.videos_per_class, strict=True)):
+        for label, name in enumerate(spec.class_names):
+            for i in range(per_class):
+                rel = f"{split}/{name}_{i:04d}.mp4"
+                if not (folder / rel).is_file():
+                    rng = np.random.default_rng([spec.seed, split_id, label, i])
+                    write_video(folder / rel, render_video(spec, label, rng), spec.fps)
+                rows.append({"split": split, "path": rel, "label": label, "video_id": f"{split}/{name}_{i:04d}"})
+    (folder / "spec.json").write_text(json.dumps({**asdict(spec), "version": GENERATOR_VERSION}, indent=2))
+    partial = folder / "manifest.csv.partial"
+    with partial.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["split", "path", "label", "video_id"])
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.replace(manifest)
+    return folder
+
+
+def default_cache_root() -> Path:
+    """``$VMP_LIGHTNING_CACHE/synthetic``, else ``~/.cache/vmp-lightning/synthetic``."""
+    base = os.environ.get("VMP_LIGHTNING_CACHE") or Path.home() / ".cache" / "vmp-lightning"
+    return Path(base) / "synthetic"
+
+
+class SyntheticMotionDataModule(VideoDataModule):
+    """Synthetic motion videos, generated on first use (see the module docstring). Horizontal flips are off by
+    default: they would turn "left" into "right"."""
+
+    def __init__(
+        self,
+        num_classes: int = 4,
+        videos_per_class: tuple[int, int, int] = (40, 10, 20),
+        video_size: int = 64,
+        video_frames: int = 24,
+        speed: float = 2.0,
+        object_size: int = 16,
+        num_distractors: int = 4,
+        noise_std: float = 3.0,
+        seed: int = 0,
+        root: str | None = None,
+        num_frames: int = 8,
+        extra_frames: int = 0,
+        stride: int = 2,
+        crop_size: int = 56,
+        short_side: tuple[int, int] = (64, 72),
+        flip: bool = False,
+        mean: tuple[float, float, float] = KINETICS_MEAN,
+        std: tuple[float, float, float] = KINETICS_STD,
+        batch_size: int = 16,
+        num_workers: int = 2,
+    ) -> None:
+        super().__init__(
+            num_frames, extra_frames, stride, crop_size, short_side, flip, mean, std, batch_size, num_workers
+        )
+        self.spec = SyntheticMotionSpec(
+            num_classes=num_classes,
+            videos_per_class=tuple(videos_per_class),
+            size=video_size,
+            frames=video_frames,
+            speed=speed,
+            object_size=object_size,
+            num_distractors=num_distractors,
+            noise_std=noise_std,
+            seed=seed,
+        )
+        self.root = Path(root) if root else default_cache_root()
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.spec.class_names
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.spec.fingerprint()
+
+    def prepare_data(self) -> None:
+        generate(self.spec, self.root)
+
+    def load_records(self, split: str) -> list[VideoRecord]:
+        manifest = self.folder / "manifest.csv"
+        if not manifest.is_file():  # setup without prepare_data (plain Python use)
+            generate(self.spec, self.root)
+        with manifest.open(newline="") as handle:
+            return [
+                VideoRecord(str(self.folder / row["path"]), int(row["label"]), row["video_id"])
+                for row in csv.DictReader(handle)
+                if row["split"] == split
+            ]

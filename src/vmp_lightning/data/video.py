@@ -1,0 +1,74 @@
+"""Video records and frame decoding (decord, one reader per call, no process-global state changed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class VideoDecodeError(RuntimeError):
+    """A video could not be opened or decoded; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One labelled video (or an interval of one: frames ``start_frame`` .. ``end_frame`` inclusive)."""
+
+    path: str
+    label: int
+    video_id: str
+    start_frame: int = 0
+    end_frame: int | None = None
+
+
+def open_video(path: str | Path, num_threads: int = 1):
+    """A decord ``VideoReader`` for ``path``, or a `VideoDecodeError` naming the file."""
+    import decord
+
+    path = str(path)
+    if not Path(path).is_file():
+        raise VideoDecodeError(f"{path}: no such file")
+    try:
+        return decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
+    except Exception as error:  # decord raises its own DECORDError / RuntimeError with C++ text
+        raise VideoDecodeError(f"{path}: cannot open video ({_first_line(error)})") from error
+
+
+def read_frames(reader, indices: np.ndarray, path: str) -> np.ndarray:
+    """Frames at ``indices`` as a ``T x H x W x 3`` uint8 RGB array."""
+    try:
+        return reader.get_batch(np.asarray(indices, dtype=np.int64).tolist()).asnumpy()
+    except Exception as error:
+        raise VideoDecodeError(f"{path}: cannot decode frames {list(indices)} ({_first_line(error)})") from error
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12) -> None:
+    """Encode ``T x H x W x 3`` uint8 RGB frames as H.264 mp4 with PyAV; written to a temporary name, then moved,
+    so an interrupted write never leaves a half file under ``path``."""
+    import av
+
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"write_video needs T x H x W x 3 uint8 frames, got {frames.shape} {frames.dtype}")
+    if frames.shape[1] % 2 or frames.shape[2] % 2:
+        raise ValueError(f"libx264 needs even frame sizes, got {frames.shape[2]} x {frames.shape[1]} for {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial.mp4")
+    with av.open(str(partial), mode="w") as container:
+        stream = container.add_stream("libx264", rate=round(fps))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.codec_context.thread_count = 1  # deterministic bytes for a given input
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    partial.replace(path)

@@ -1,0 +1,194 @@
+"""`VideoClassifier`: any video backbone, an optional motion prompt layer in front, loss ``CE + lambda_v * V``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from vmp_lightning.data.datamodule import Normalization
+from vmp_lightning.prompt import MotionPrompt, PowerNorm, VNormalization, temporal_variation
+
+
+def find_head(backbone: nn.Module, num_classes: int) -> str:
+    """Name of the classifier head: the last Linear / Conv layer whose output size is ``num_classes``."""
+    found = ""
+    for name, module in backbone.named_modules():
+        out = getattr(module, "out_features", None) or getattr(module, "out_channels", None)
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and out == num_classes:
+            found = name
+    if not found:
+        raise ValueError(
+            f"cannot find the classifier head of {type(backbone).__name__}: no Linear/Conv layer has "
+            f"{num_classes} outputs; set model.head to the head's module name"
+        )
+    return found
+
+
+def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    """Top-1 and top-5 (top-k capped at the number of classes) accuracy, micro-averaged over clips."""
+    return MetricCollection(
+        {
+            "acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+            "acc5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+        },
+        prefix=prefix,
+    )
+
+
+class VideoClassifier(L.LightningModule):
+    """Video classification with optional Video Motion Prompts.
+
+    Args:
+        backbone: builds the network from the number of classes (``backbone(num_classes) -> nn.Module`` that maps
+            ``B x C x T x H x W`` to logits); in YAML a ``class_path`` whose first argument is ``num_classes``.
+        num_classes: linked from the data module by the CLI.
+        vmp: put a `MotionPrompt` in front of the backbone. The CLI links this switch to the data module, which
+            then samples T+1 frames.
+        pn: the prompt's PN function (default: the paper's learnable sigmoid).
+        lambda_v: weight of the temporal attention variation V in the loss; 0 skips computing V.
+        v_normalization: how V is normalised (see `temporal_variation`).
+        normalization: the data's mean / std / channel order, linked from the data module; the prompt layer
+            de-normalises with it, so it is required when ``vmp`` is on.
+        reference_luma: use the reference code's luma (BT.601 weights applied as if RGB input were BGR).
+        optimizer, lr_scheduler: LightningCLI callables; the prompt gets its own param group.
+        prompt_lr_scale, prompt_weight_decay: the prompt group's lr multiplier and weight decay (None: the
+            optimizer's), defaults as the reference code (same lr and weight decay as the backbone).
+        train_backbone, train_head, train_prompt: what is trained (frozen parts keep their BatchNorm statistics).
+        head: module name of the classifier head inside the backbone (found automatically when None).
+    """
+
+    def __init__(
+        self,
+        backbone: Callable[[int], nn.Module],
+        num_classes: int,
+        vmp: bool = False,
+        pn: PowerNorm | None = None,
+        lambda_v: float = 0.0,
+        v_normalization: VNormalization = "mean",
+        normalization: Normalization | None = None,
+        reference_luma: bool = False,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        prompt_lr_scale: float = 1.0,
+        prompt_weight_decay: float | None = None,
+        train_backbone: bool = True,
+        train_head: bool = True,
+        train_prompt: bool = True,
+        head: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone", "pn", "optimizer", "lr_scheduler"])
+        if lambda_v < 0:
+            raise ValueError(f"lambda_v must be >= 0, got {lambda_v}")
+        if lambda_v > 0 and not vmp:
+            raise ValueError(f"lambda_v={lambda_v} weights the motion prompt's V term, but vmp is off")
+        self.backbone = backbone(num_classes)
+        self.prompt: MotionPrompt | None = None
+        if vmp:
+            if normalization is None:
+                raise ValueError(
+                    "vmp=True needs the data's normalization (mean, std, channel order) to de-normalise frames; "
+                    "the CLI links it from the data module, in Python pass normalization=datamodule.normalization"
+                )
+            order = "bgr" if reference_luma else normalization.channel_order
+            self.prompt = MotionPrompt(normalization.mean, normalization.std, order, pn)
+        self.lambda_v, self.v_normalization = lambda_v, v_normalization
+        self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
+        self.head_name = head or find_head(self.backbone, num_classes)
+        self._set_trainable(train_backbone, train_head, train_prompt)
+        self.train_metrics = accuracy_metrics(num_classes, "train/")
+        self.val_metrics = accuracy_metrics(num_classes, "val/")
+        self.test_metrics = accuracy_metrics(num_classes, "test/")
+
+    # --- parameters -------------------------------------------------------------------------------------------
+    def _head_parameters(self) -> Iterator[nn.Parameter]:
+        return self.backbone.get_submodule(self.head_name).parameters()
+
+    def _set_trainable(self, backbone: bool, head: bool, prompt: bool) -> None:
+        self.backbone.requires_grad_(backbone)
+        for p in self._head_parameters():
+            p.requires_grad_(head)
+        if self.prompt is not None:
+            self.prompt.requires_grad_(prompt)
+        self._frozen_body = not backbone
+
+    def train(self, mode: bool = True) -> VideoClassifier:
+        """A frozen backbone runs in eval mode (BatchNorm statistics and dropout fixed) except for its head."""
+        super().train(mode)
+        if mode and self._frozen_body:
+            self.backbone.eval()
+            self.backbone.get_submodule(self.head_name).train()
+        return self
+
+    def configure_optimizers(self):
+        prompt_params = [p for p in self.prompt.parameters() if p.requires_grad] if self.prompt is not None else []
+        prompt_ids = {id(p) for p in prompt_params}
+        other = [p for p in self.parameters() if p.requires_grad and id(p) not in prompt_ids]
+        groups: list[dict] = [{"params": other, "name": "backbone"}]
+        if prompt_params:
+            groups.append({"params": prompt_params, "name": "prompt"})
+        optimizer = self.optimizer_factory(groups)
+        if prompt_params:
+            group = optimizer.param_groups[-1]
+            group["lr"] *= self.hparams.prompt_lr_scale
+            if self.hparams.prompt_weight_decay is not None:
+                group["weight_decay"] = self.hparams.prompt_weight_decay
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer)}}
+
+    # --- forward and loss -------------------------------------------------------------------------------------
+    def forward(self, clip: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Logits and the prompt's attention maps (None without a prompt)."""
+        if self.prompt is None:
+            return self.backbone(clip), None
+        prompts, attention = self.prompt(clip)
+        return self.backbone(prompts), attention
+
+    def _shared_step(self, batch: dict, metrics: MetricCollection, stage: str) -> Tensor:
+        logits, attention = self(batch["video"])
+        labels = batch["label"]
+        ce = F.cross_entropy(logits.float(), labels)
+        loss = ce
+        batch_size = labels.shape[0]
+        log = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch_size, "sync_dist": stage != "train"}
+        if attention is not None and self.lambda_v > 0:
+            variation = temporal_variation(attention, self.v_normalization)
+            loss = ce + self.lambda_v * variation
+            self.log(f"{stage}/V", variation, **log)
+        self.log(f"{stage}/ce", ce, **log)
+        self.log(f"{stage}/loss", loss, prog_bar=stage != "test", **log)
+        metrics.update(logits.detach(), labels)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        loss = self._shared_step(batch, self.train_metrics, "train")
+        if self.prompt is not None:  # the same on every rank: parameters are synchronised
+            for name, value in self.prompt.log_values().items():
+                self.log(f"prompt/{name}", value, on_step=True, on_epoch=False, batch_size=1)
+        for group in self.optimizers().param_groups:
+            self.log(f"lr/{group.get('name', 'group')}", group["lr"], on_step=True, on_epoch=False, batch_size=1)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._shared_step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._shared_step(batch, self.test_metrics, "test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        logits, _ = self(batch["video"])
+        return {"video_id": batch["video_id"], "label": batch["label"], "logits": logits.float()}
+
+
+def trainable_parameter_names(module: nn.Module) -> Iterable[str]:
+    """Names of the parameters an optimizer will update (handy to check a freezing policy)."""
+    return [name for name, p in module.named_parameters() if p.requires_grad]
