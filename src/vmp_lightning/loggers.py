@@ -54,11 +54,15 @@ class AutoWandbLogger(WandbLogger):
             log_model=log_model,
         )
         self.offline = offline
+        self._sync_hint_shown = False
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
         super().finalize(status)
         if self.offline and self._experiment is not None and os.environ.get("WANDB_MODE") != "disabled":
+            if self._sync_hint_shown:
+                return
+            self._sync_hint_shown = True
             run_folder = Path(self._experiment.dir).parent
             rank_zero_info(f"W&B ran offline (no account configured). Upload this run later with: wandb sync {run_folder}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from vmp_lightning.data.dataset import ClipDataset
@@ -24,6 +25,9 @@ class Normalization:
     std: tuple[float, float, float] = KINETICS_STD
     channel_order: ChannelOrder = "rgb"
 
+
+# Saved in checkpoint hyper-parameters: allow it under torch.load(weights_only=True).
+torch.serialization.add_safe_globals([Normalization])
 
 SPLITS = ("train", "val", "test")
 
