@@ -41,7 +41,10 @@ def read_frames(reader, indices: np.ndarray, path: str) -> np.ndarray:
     try:
         return reader.get_batch(np.asarray(indices, dtype=np.int64).tolist()).asnumpy()
     except Exception as error:
-        raise VideoDecodeError(f"{path}: cannot decode frames {list(indices)} ({_first_line(error)})") from error
+        reason = _first_line(error)
+        if "DECORDArrayCopyFromTo" in reason:
+            reason += "; decord 0.6 cannot decode some narrow frame widths (16, 24, 48 px seen): re-encode the video"
+        raise VideoDecodeError(f"{path}: cannot decode frames {[int(i) for i in indices]} ({reason})") from error
 
 
 def _first_line(error: Exception) -> str:

@@ -36,7 +36,8 @@ class MotionPrompt(nn.Module):
     """Video motion prompt layer (Chen et al., ACML 2024).
 
     ``forward(x)`` takes a normalised clip ``B x 3 x (T+1) x H x W`` and returns ``(prompts, attention)``:
-    prompts ``B x 3 x T x H x W`` in the input dtype, and attention maps ``B x T x H x W`` in float32.
+    prompts ``B x 3 x T x H x W`` in the input dtype, and attention maps ``B x T x H x W`` in float32
+    (float64 for a float64 clip).
 
     The clip is de-normalised with the ``mean`` / ``std`` the data pipeline used, reduced to BT.601 luma in
     ``channel_order``, differenced between consecutive frames (signed), passed through the PN function ``pn``
@@ -67,11 +68,12 @@ class MotionPrompt(nn.Module):
     """A clip of T+1 frames becomes T prompts."""
 
     def attention(self, x: Tensor) -> Tensor:
-        """Attention maps ``B x T x H x W`` (float32) of a normalised clip ``B x 3 x (T+1) x H x W``."""
+        """Attention maps ``B x T x H x W`` (float32, or float64 for a float64 clip) of a normalised clip
+        ``B x 3 x (T+1) x H x W``."""
         check_clip(x, min_frames=2)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            w = self._luma_of_normalised
-            xf = x.float()
+            xf = x.to(torch.promote_types(x.dtype, torch.float32))
+            w = self._luma_of_normalised.to(xf.dtype)
             luma = w[0] * xf[:, 0] + w[1] * xf[:, 1] + w[2] * xf[:, 2]  # B x (T+1) x H x W
             return self.pn(luma[:, 1:] - luma[:, :-1])
 
@@ -85,8 +87,8 @@ class MotionPrompt(nn.Module):
         return self.pn.log_values()
 
     def _pn_value(self, name: str) -> Tensor:
-        if not hasattr(self.pn, name):
-            raise AttributeError(f"PN function {type(self.pn).__name__} has no {name!r}")
+        if not isinstance(self.pn, LearnableSigmoid):
+            raise TypeError(f"PN function {type(self.pn).__name__} has no {name!r} (use log_values())")
         return getattr(self.pn, name)
 
     a = property(lambda self: self._pn_value("a"), doc="Sigmoid slope (learnable sigmoid only).")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from torch import Tensor
 
 VNormalization = Literal["mean", "per_pair", "sum"]
 
 
 def temporal_variation(attention: Tensor, normalization: VNormalization = "mean") -> Tensor:
-    """``V`` of attention maps ``B x T x H x W`` (T >= 2), computed in float32.
+    """``V`` of attention maps ``B x T x H x W`` (T >= 2), computed in float32 (or float64).
 
     With ``S = sum_b sum_{t=1}^{T-1} ||A_{b,t+1} - A_{b,t}||_F^2``:
 
@@ -28,7 +29,7 @@ def temporal_variation(attention: Tensor, normalization: VNormalization = "mean"
             f"temporal_variation needs at least 2 attention maps (3 input frames), got {steps}; "
             "sample more frames or set lambda_v to 0"
         )
-    a = attention.float()
+    a = attention.to(torch.promote_types(attention.dtype, torch.float32))
     total = (a[:, 1:] - a[:, :-1]).square().sum()
     if normalization == "mean":
         return total / (batch * (steps - 1) * height * width)

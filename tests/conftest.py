@@ -1,0 +1,40 @@
+"""Shared fixtures: a tiny synthetic dataset written once per session, W&B and hubs kept offline."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from vmp_lightning.data import SyntheticMotionSpec, generate  # noqa: E402
+
+#: Small enough to generate in about a second, big enough for 4 classes and 3 splits.
+TINY_SPEC = dict(num_classes=4, videos_per_class=(6, 2, 3), size=32, frames=16, object_size=8, num_distractors=2)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> str:
+    """Cache folder holding the tiny synthetic dataset (generated once for the whole test session)."""
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(SyntheticMotionSpec(**TINY_SPEC), root)
+    return str(root)
+
+
+def tiny_data_args(root: str) -> list[str]:
+    """CLI flags that point the default data module at the tiny dataset."""
+    return [
+        f"--data.init_args.root={root}",
+        f"--data.init_args.num_classes={TINY_SPEC['num_classes']}",
+        f"--data.init_args.videos_per_class=[{','.join(map(str, TINY_SPEC['videos_per_class']))}]",
+        f"--data.init_args.video_size={TINY_SPEC['size']}",
+        f"--data.init_args.video_frames={TINY_SPEC['frames']}",
+        f"--data.init_args.object_size={TINY_SPEC['object_size']}",
+        f"--data.init_args.num_distractors={TINY_SPEC['num_distractors']}",
+        "--data.init_args.crop_size=32",
+        "--data.init_args.short_side=[32,36]",
+        "--data.init_args.batch_size=4",
+        "--data.init_args.num_workers=0",
+    ]
