@@ -69,9 +69,29 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12)
         stream = container.add_stream("libx264", rate=round(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "threads=1:lookahead-threads=1"}
         stream.codec_context.thread_count = 1  # deterministic bytes for a given input
         for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")))
         container.mux(stream.encode())
     partial.replace(path)
+
+
+def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range YUV 4:2:0 planes stacked as ``(3H/2) x W`` uint8 (the layout PyAV expects).
+
+    Done here rather than by swscale, whose edge handling reads frame padding and so made encodes of the same
+    frames differ now and then.
+    """
+    rgb = frame.astype(np.float32) / 255.0
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16 + 65.481 * r + 128.553 * g + 24.966 * b
+    u = 128 - 37.797 * r - 74.203 * g + 112.0 * b
+    v = 128 + 112.0 * r - 93.786 * g - 18.214 * b
+    height, width = y.shape
+
+    def subsample(plane: np.ndarray) -> np.ndarray:
+        return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3)).reshape(height // 4, width)
+
+    planes = np.concatenate([y, subsample(u), subsample(v)], axis=0)
+    return np.clip(np.round(planes), 0, 255).astype(np.uint8)
