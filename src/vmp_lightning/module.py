@@ -16,6 +16,13 @@ from vmp_lightning.data.datamodule import Normalization
 from vmp_lightning.prompt import MotionPrompt, PowerNorm, VNormalization, temporal_variation
 
 
+def _built_by_cli() -> bool:
+    """True while LightningCLI instantiates the module (it then supplies the config as hyper-parameters)."""
+    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+
+    return _given_hyperparameters.get() is not None
+
+
 def find_head(backbone: nn.Module, num_classes: int) -> str:
     """Name of the classifier head: the last Linear / Conv layer whose output size is ``num_classes``."""
     found = ""
@@ -84,7 +91,9 @@ class VideoClassifier(L.LightningModule):
         head: str | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone", "pn", "optimizer", "lr_scheduler"])
+        # Under LightningCLI every argument is saved as its config, so `--ckpt_path` and `load_from_checkpoint`
+        # can rebuild the model; built in Python, objects such as a backbone lambda cannot be saved.
+        self.save_hyperparameters(ignore=[] if _built_by_cli() else ["backbone", "pn", "optimizer", "lr_scheduler"])
         if lambda_v < 0:
             raise ValueError(f"lambda_v must be >= 0, got {lambda_v}")
         if lambda_v > 0 and not vmp:

@@ -1,0 +1,148 @@
+"""The `vmp-lightning` CLI: links, fit with and without VMPs, bf16, DDP on 2 CPU processes, resume, W&B offline."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import tiny_data_args
+from vmp_lightning.cli import build_cli, main
+
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+
+def fit_args(root: str, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "fit",
+        *tiny_data_args(root),
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.logger=false",
+        *QUIET,
+        *extra,
+    ]
+
+
+def run_cli(args: list[str], env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "vmp_lightning", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_help_works_offline_without_gpu():
+    result = run_cli(["--help"], env={"CUDA_VISIBLE_DEVICES": ""}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "fit" in result.stdout and "vmp-lightning demo" in result.stdout
+    result = run_cli(["fit", "--help"], timeout=120)
+    assert result.returncode == 0 and "--model" in result.stdout and "--data" in result.stdout
+
+
+@pytest.mark.parametrize("vmp", [False, True])
+def test_vmp_switch_links_frames_normalisation_and_classes(synthetic_root, vmp):
+    args = [*tiny_data_args(synthetic_root), f"--model.init_args.vmp={str(vmp).lower()}", "--trainer.logger=false"]
+    cli = build_cli(args, run=False)
+    assert cli.datamodule.frames_per_clip == (9 if vmp else 8)
+    assert cli.model.hparams.num_classes == cli.datamodule.num_classes == 4
+    assert cli.model.hparams.normalization == cli.datamodule.normalization
+    if vmp:
+        assert cli.model.prompt.std == cli.datamodule.normalization.std
+        assert cli.model.prompt.channel_order == "rgb"
+    else:
+        assert cli.model.prompt is None
+
+
+def test_extra_frames_cannot_be_set_apart_from_the_switch(synthetic_root):
+    """The link owns the data's extra frames: a value given by hand cannot put the two out of step."""
+    args = [*tiny_data_args(synthetic_root), "--data.init_args.extra_frames=1", "--trainer.logger=false"]
+    cli = build_cli(args, run=False)
+    assert cli.model.prompt is None and cli.datamodule.frames_per_clip == 8
+
+
+@pytest.mark.parametrize("vmp", [False, True])
+def test_fit_fast_dev_run_bf16(synthetic_root, tmp_path, vmp):
+    cli = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.fast_dev_run=2", f"--model.vmp={str(vmp).lower()}"))
+    assert cli.trainer.precision == "bf16-mixed"
+    assert cli.trainer.global_step == 2 and cli.trainer.state.finished
+    assert "train/loss" in cli.trainer.callback_metrics and "val/acc1" in cli.trainer.callback_metrics
+    if vmp:
+        assert "prompt/a" in cli.trainer.callback_metrics
+
+
+def test_fit_fp32_with_lambda_v_and_pn_from_yaml(synthetic_root, tmp_path):
+    config = tmp_path / "vmp.yaml"
+    config.write_text(
+        "model:\n  init_args:\n    vmp: true\n    lambda_v: 0.5\n"
+        "    pn:\n      class_path: vmp_lightning.prompt.SigmE\n      init_args: {eta: 15.0, learnable: true}\n"
+    )
+    args = fit_args(synthetic_root, tmp_path, f"--config={config}", "--trainer.fast_dev_run=1", "--trainer.precision=32")
+    cli = build_cli(args)
+    assert type(cli.model.prompt.pn).__name__ == "SigmE" and cli.model.prompt.pn.eta.requires_grad
+    assert "train/V" in cli.trainer.callback_metrics
+
+
+def test_resume_from_checkpoint_continues_the_run(synthetic_root, tmp_path):
+    first = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1", "--model.vmp=true"))
+    steps_per_epoch = first.trainer.global_step
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert last.is_file() and steps_per_epoch > 0
+    saved = torch.load(last, weights_only=True)
+    assert saved["epoch"] == 0 and saved["global_step"] == steps_per_epoch
+    resumed = build_cli(
+        fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=2", "--model.vmp=true", f"--ckpt_path={last}")
+    )
+    assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 2 * steps_per_epoch
+    config_saved = tmp_path / "config.yaml"
+    assert config_saved.is_file() and "vmp: true" in config_saved.read_text()
+
+
+def test_ddp_two_cpu_processes(synthetic_root, tmp_path):
+    args = [
+        "fit",
+        *tiny_data_args(synthetic_root),
+        "--model.vmp=true",
+        "--model.lambda_v=0.1",
+        "--trainer.accelerator=cpu",
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--trainer.max_epochs=2",
+        "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        f"--trainer.default_root_dir={tmp_path}",
+        *QUIET,
+    ]
+    result = run_cli(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = list(csv.DictReader((tmp_path / "version_0" / "metrics.csv").open()))
+    val_rows = [row for row in metrics if row.get("val/acc1")]
+    assert len(val_rows) == 2  # one synced value per validation epoch, not one per rank
+    steps = [int(row["step"]) for row in metrics if row.get("prompt/a")]
+    # 24 training videos, batch 4, 2 ranks -> 3 steps per epoch on each rank
+    assert max(int(row["step"]) for row in metrics) >= 5 and len(steps) == len(set(steps))
+    assert (tmp_path / "version_0" / "config.yaml").is_file()
+
+
+def test_wandb_goes_offline_without_an_account(synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", *tiny_data_args(synthetic_root), "--trainer.max_steps=2", "--trainer.limit_val_batches=1", *QUIET]
+    cli = build_cli(args)
+    logger = cli.trainer.logger
+    assert logger.offline is True
+    run_dir = tmp_path / "runs" / "vmp-lightning" / str(logger.version)
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    logger.experiment.finish()
+    assert list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+
+
+def test_project_command_dispatch(monkeypatch):
+    called = []
+    monkeypatch.setattr("vmp_lightning.demo.main", lambda argv: called.append(argv))
+    main(["demo", "--trainer.max_epochs=1"])
+    assert called == [["--trainer.max_epochs=1"]]

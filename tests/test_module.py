@@ -1,0 +1,190 @@
+"""VideoClassifier: loss, V, param groups, freezing, head detection, bad settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vmp_lightning.backbones import X3D, TinyVideoCNN
+from vmp_lightning.data import Normalization
+from vmp_lightning.module import VideoClassifier, find_head, trainable_parameter_names
+from vmp_lightning.prompt import Gamma, LearnableSigmoid, temporal_variation
+
+NORM = Normalization((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
+
+
+def tiny(**kwargs) -> VideoClassifier:
+    kwargs.setdefault("normalization", NORM)
+    return VideoClassifier(lambda k: TinyVideoCNN(k, width=4), num_classes=5, **kwargs)
+
+
+def batch(frames: int) -> dict:
+    torch.manual_seed(0)
+    return {"video": torch.randn(2, 3, frames, 16, 16), "label": torch.tensor([1, 3])}
+
+
+class Recorder:
+    """Stands in for `self.log` to see what a step logs."""
+
+    def __init__(self) -> None:
+        self.logged: dict[str, float] = {}
+
+    def __call__(self, name, value, **kwargs) -> None:
+        self.logged[name] = value
+
+
+def run_training_step(model: VideoClassifier, data: dict) -> tuple[torch.Tensor, dict]:
+    recorder = Recorder()
+    model.log = recorder
+    model.log_dict = lambda *a, **k: None
+    model.optimizers = lambda: torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    return model.training_step(data, 0), recorder.logged
+
+
+def test_loss_is_cross_entropy_plus_lambda_v():
+    model = tiny(vmp=True, lambda_v=0.7, pn=LearnableSigmoid(init_m=0.3, init_n=0.1))
+    data = batch(9)
+    loss, logged = run_training_step(model, data)
+    logits, attention = model(data["video"])
+    ce = nn.functional.cross_entropy(logits, data["label"])
+    variation = temporal_variation(attention)
+    assert attention.shape == (2, 8, 16, 16)
+    torch.testing.assert_close(loss, ce + 0.7 * variation)
+    torch.testing.assert_close(logged["train/V"], variation)
+    assert {"prompt/a", "prompt/b", "prompt/m", "prompt/n", "train/loss", "train/ce"} <= set(logged)
+    assert logged["prompt/m"] == pytest.approx(0.3)
+
+
+def test_v_is_skipped_when_lambda_is_zero(monkeypatch):
+    model = tiny(vmp=True, lambda_v=0.0)
+    monkeypatch.setattr("vmp_lightning.module.temporal_variation", lambda *a, **k: pytest.fail("V computed"))
+    loss, logged = run_training_step(model, batch(9))
+    assert "train/V" not in logged and torch.isfinite(loss)
+
+
+def test_v_is_computed_without_grad_in_validation():
+    model = tiny(vmp=True, lambda_v=1.0)
+    recorder = Recorder()
+    model.log, model.log_dict = recorder, lambda *a, **k: None
+    with torch.no_grad():
+        model.validation_step(batch(9), 0)
+    assert "val/V" in recorder.logged and recorder.logged["val/loss"] > recorder.logged["val/ce"]
+
+
+def test_v_needs_three_frames():
+    model = tiny(vmp=True, lambda_v=1.0)
+    with pytest.raises(ValueError, match="at least 2 attention maps"):
+        run_training_step(model, batch(2))
+
+
+def test_baseline_has_no_prompt_and_takes_t_frames():
+    model = tiny()
+    assert model.prompt is None
+    logits, attention = model(batch(8)["video"])
+    assert logits.shape == (2, 5) and attention is None
+
+
+def test_bad_settings_are_clear():
+    with pytest.raises(ValueError, match="needs the data's normalization"):
+        VideoClassifier(lambda k: TinyVideoCNN(k), num_classes=3, vmp=True)
+    with pytest.raises(ValueError, match="vmp is off"):
+        tiny(lambda_v=0.5)
+    with pytest.raises(ValueError, match="lambda_v must be >= 0"):
+        tiny(vmp=True, lambda_v=-1)
+    with pytest.raises(ValueError, match="cannot find the classifier head"):
+        VideoClassifier(lambda k: nn.Conv3d(3, 8, 1), num_classes=3)
+
+
+def test_reference_luma_uses_bgr_weights_on_rgb_input():
+    torch.manual_seed(0)
+    pn = dict(init_m=0.2, init_n=0.0)
+    ours = tiny(vmp=True, pn=LearnableSigmoid(**pn)).prompt
+    reference = tiny(vmp=True, pn=LearnableSigmoid(**pn), reference_luma=True).prompt
+    assert ours.channel_order == "rgb" and reference.channel_order == "bgr"
+    x = torch.randn(1, 3, 3, 8, 8)
+    assert (ours.attention(x) - reference.attention(x)).abs().max() > 1e-3
+
+
+def test_prompt_has_its_own_param_group():
+    model = tiny(
+        vmp=True,
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.01, weight_decay=1e-4),
+        prompt_lr_scale=10.0,
+        prompt_weight_decay=0.0,
+    )
+    optimizer = model.configure_optimizers()
+    backbone_group, prompt_group = optimizer.param_groups
+    assert prompt_group["lr"] == pytest.approx(0.1) and prompt_group["weight_decay"] == 0.0
+    assert backbone_group["lr"] == pytest.approx(0.01) and backbone_group["weight_decay"] == 1e-4
+    assert {id(p) for p in prompt_group["params"]} == {id(model.prompt.pn.m), id(model.prompt.pn.n)}
+    every = {id(p) for p in model.parameters()}
+    assert {id(p) for g in optimizer.param_groups for p in g["params"]} == every
+
+
+def test_default_prompt_group_matches_the_reference():
+    model = tiny(vmp=True, optimizer=lambda params: torch.optim.SGD(params, lr=0.005, weight_decay=1e-4))
+    backbone_group, prompt_group = model.configure_optimizers().param_groups
+    assert prompt_group["lr"] == backbone_group["lr"] and prompt_group["weight_decay"] == 1e-4
+
+
+def test_scheduler_is_built_on_the_optimizer():
+    model = tiny(lr_scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=3))
+    config = model.configure_optimizers()
+    assert config["lr_scheduler"]["scheduler"].optimizer is config["optimizer"]
+
+
+@pytest.mark.parametrize(
+    ("switches", "expected"),
+    [
+        (dict(train_backbone=False), {"head", "prompt"}),  # Table 1 "*": frozen backbone
+        (dict(train_backbone=False, train_prompt=False), {"head"}),
+        (dict(train_head=False), {"body", "prompt"}),
+        (dict(train_prompt=False), {"body", "head"}),
+        (dict(), {"body", "head", "prompt"}),
+    ],
+)
+def test_freezing_switches(switches, expected):
+    model = tiny(vmp=True, **switches)
+    names = trainable_parameter_names(model)
+    parts = {"prompt" if n.startswith("prompt") else "head" if "classifier" in n else "body" for n in names}
+    assert parts == expected
+    optimizer = model.configure_optimizers()
+    assert all(p.requires_grad for g in optimizer.param_groups for p in g["params"])
+
+
+def test_frozen_backbone_keeps_batchnorm_statistics():
+    model = tiny(train_backbone=False)
+    model.train()
+    bn = model.backbone.features[0][1]
+    head = model.backbone.classifier
+    assert not bn.training and head.training
+    before = bn.running_mean.clone()
+    model(torch.randn(2, 3, 4, 16, 16) * 3 + 1)
+    torch.testing.assert_close(bn.running_mean, before)
+
+
+def test_find_head_on_x3d_and_custom_name():
+    assert find_head(TinyVideoCNN(7), 7) == "classifier"
+    assert find_head(X3D(7, width_factor=1.0, depth_factor=0.5, head_dim=32), 7) == "net.blocks.5.proj"
+    model = VideoClassifier(lambda k: TinyVideoCNN(k), num_classes=3, head="features.0.0")
+    assert model.head_name == "features.0.0"
+
+
+def test_baseline_pn_plugs_in():
+    model = tiny(vmp=True, pn=Gamma(0.5, learnable=True, input_mode="abs"))
+    loss, logged = run_training_step(model, batch(5))
+    assert "prompt/gamma" in logged
+    loss.backward()
+    assert model.prompt.pn.gamma.grad is not None
+
+
+def test_x3d_any_input_size_gives_logits():
+    net = X3D(6, width_factor=1.0, depth_factor=0.5, head_dim=32)
+    for shape in [(1, 3, 4, 32, 32), (2, 3, 7, 48, 40)]:
+        out = net(torch.randn(shape))
+        assert out.shape == (shape[0], 6)
+    net.eval()  # the hub builder's softmax is gone: eval outputs are logits, not probabilities
+    assert not torch.allclose(net(torch.randn(2, 3, 4, 32, 32)).sum(-1), torch.ones(2))
+    with pytest.raises(ValueError, match="X3D size"):
+        X3D(3, size="xxl")
