@@ -9,7 +9,7 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from vmp_lightning.data import SyntheticMotionSpec, generate  # noqa: E402
+from vmp_lightning.data import SyntheticMotionSpec, generate
 
 #: Small enough to generate in about a second, big enough for 4 classes and 3 splits.
 TINY_SPEC = dict(num_classes=4, videos_per_class=(6, 2, 3), size=32, frames=16, object_size=8, num_distractors=2)

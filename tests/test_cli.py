@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tests.conftest import tiny_data_args
+
 from vmp_lightning.cli import build_cli, main
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
@@ -43,7 +43,11 @@ def test_help_works_offline_without_gpu():
 
 @pytest.mark.parametrize("vmp", [False, True])
 def test_vmp_switch_links_frames_normalisation_and_classes(synthetic_root, vmp):
-    args = [*tiny_data_args(synthetic_root), f"--model.init_args.vmp={str(vmp).lower()}", "--trainer.logger=false"]
+    args = [
+        *tiny_data_args(synthetic_root),
+        f"--model.init_args.vmp={str(vmp).lower()}",
+        "--trainer.logger=false",
+    ]
     cli = build_cli(args, run=False)
     assert cli.datamodule.frames_per_clip == (9 if vmp else 8)
     assert cli.model.hparams.num_classes == cli.datamodule.num_classes == 4
@@ -78,7 +82,9 @@ def test_fit_fp32_with_lambda_v_and_pn_from_yaml(synthetic_root, tmp_path):
         "model:\n  init_args:\n    vmp: true\n    lambda_v: 0.5\n"
         "    pn:\n      class_path: vmp_lightning.prompt.SigmE\n      init_args: {eta: 15.0, learnable: true}\n"
     )
-    args = fit_args(synthetic_root, tmp_path, f"--config={config}", "--trainer.fast_dev_run=1", "--trainer.precision=32")
+    args = fit_args(
+        synthetic_root, tmp_path, f"--config={config}", "--trainer.fast_dev_run=1", "--trainer.precision=32"
+    )
     cli = build_cli(args)
     assert type(cli.model.prompt.pn).__name__ == "SigmE" and cli.model.prompt.pn.eta.requires_grad
     assert "train/V" in cli.trainer.callback_metrics
@@ -131,7 +137,13 @@ def test_wandb_goes_offline_without_an_account(synthetic_root, tmp_path, monkeyp
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    args = ["fit", *tiny_data_args(synthetic_root), "--trainer.max_steps=2", "--trainer.limit_val_batches=1", *QUIET]
+    args = [
+        "fit",
+        *tiny_data_args(synthetic_root),
+        "--trainer.max_steps=2",
+        "--trainer.limit_val_batches=1",
+        *QUIET,
+    ]
     cli = build_cli(args)
     logger = cli.trainer.logger
     assert logger.offline is True

@@ -222,7 +222,7 @@ def test_learnable_baseline_parameters_get_gradients_and_no_nan_at_zero():
 
 def test_layer_accepts_any_pn():
     x = torch.randn(1, 3, 3, 4, 4)
-    prompts, attention = MotionPrompt(MEAN, STD, pn=AsinhE())(x)
+    prompts, _ = MotionPrompt(MEAN, STD, pn=AsinhE())(x)
     assert prompts.shape == (1, 3, 2, 4, 4)
     assert MotionPrompt(MEAN, STD, pn=AsinhE()).log_values() == {"gamma": 10.0}
     with pytest.raises(TypeError, match="AsinhE has no 'a'"):

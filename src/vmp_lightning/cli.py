@@ -53,9 +53,7 @@ class VMPLightningCLI(LightningCLI):
 def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCLI:
     """The CLI object (``run=False`` parses and instantiates without running a subcommand)."""
     default_files = {"default_config_files": [DEFAULT_CONFIG]}
-    parser_kwargs = (
-        {name: default_files for name in ("fit", "validate", "test", "predict")} if run else default_files
-    )
+    parser_kwargs = {name: default_files for name in ("fit", "validate", "test", "predict")} if run else default_files
     return VMPLightningCLI(
         VideoClassifier,
         VideoDataModule,

@@ -64,7 +64,9 @@ class AutoWandbLogger(WandbLogger):
                 return
             self._sync_hint_shown = True
             run_folder = Path(self._experiment.dir).parent
-            rank_zero_info(f"W&B ran offline (no account configured). Upload this run later with: wandb sync {run_folder}")
+            rank_zero_info(
+                f"W&B ran offline (no account configured). Upload this run later with: wandb sync {run_folder}"
+            )
 
 
 def finish_wandb_runs(trainer: L.Trainer) -> None:

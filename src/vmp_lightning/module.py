@@ -167,7 +167,12 @@ class VideoClassifier(L.LightningModule):
         ce = F.cross_entropy(logits.float(), labels)
         loss = ce
         batch_size = labels.shape[0]
-        log = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch_size, "sync_dist": stage != "train"}
+        log = {
+            "on_step": stage == "train",
+            "on_epoch": True,
+            "batch_size": batch_size,
+            "sync_dist": stage != "train",
+        }
         if attention is not None and self.lambda_v > 0:
             variation = temporal_variation(attention, self.v_normalization)
             loss = ce + self.lambda_v * variation

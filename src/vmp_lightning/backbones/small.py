@@ -55,7 +55,9 @@ class TinyVideoCNN(nn.Module):
 
         def block(cin: int, cout: int, stride: tuple[int, int, int]) -> nn.Sequential:
             return nn.Sequential(
-                nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm3d(cout), nn.ReLU(True)
+                nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False),
+                nn.BatchNorm3d(cout),
+                nn.ReLU(True),
             )
 
         self.features = nn.Sequential(

@@ -3,7 +3,12 @@
 from vmp_lightning.data.datamodule import KINETICS_MEAN, KINETICS_STD, Normalization, VideoDataModule
 from vmp_lightning.data.dataset import ClipDataset
 from vmp_lightning.data.sampling import clip_span, sample_clip_indices
-from vmp_lightning.data.synthetic import SyntheticMotionDataModule, SyntheticMotionSpec, generate, render_video
+from vmp_lightning.data.synthetic import (
+    SyntheticMotionDataModule,
+    SyntheticMotionSpec,
+    generate,
+    render_video,
+)
 from vmp_lightning.data.transforms import clip_transform
 from vmp_lightning.data.video import VideoDecodeError, VideoRecord, open_video, read_frames, write_video
 

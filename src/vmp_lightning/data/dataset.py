@@ -48,4 +48,9 @@ class ClipDataset(Dataset):
         rng = np.random.default_rng(int(torch.randint(2**62, ()))) if self.random_window else None
         indices = sample_clip_indices(length, self.num_frames, self.stride, rng, record.start_frame)
         frames = torch.from_numpy(read_frames(reader, indices, record.path))
-        return {"video": self.transform(frames), "label": record.label, "video_id": record.video_id, "index": index}
+        return {
+            "video": self.transform(frames),
+            "label": record.label,
+            "video_id": record.video_id,
+            "index": index,
+        }

@@ -90,8 +90,8 @@ def render_video(spec: SyntheticMotionSpec, label: int, rng: np.random.Generator
     y0, x0 = rng.uniform(0, size, size=2)
     video = np.empty((spec.frames, size, size, 3), dtype=np.float32)
     for t in range(spec.frames):
-        rows = (int(round(y0 + dy * spec.speed * t)) + np.arange(obj)) % size
-        cols = (int(round(x0 + dx * spec.speed * t)) + np.arange(obj)) % size
+        rows = (round(float(y0 + dy * spec.speed * t)) + np.arange(obj)) % size
+        cols = (round(float(x0 + dx * spec.speed * t)) + np.arange(obj)) % size
         video[t] = frame
         video[t][np.ix_(rows, cols)] = patch
     video += rng.normal(0, spec.noise_std, size=video.shape).astype(np.float32)

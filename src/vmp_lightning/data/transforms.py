@@ -24,7 +24,10 @@ def clip_transform(
     if not crop_size <= low <= high:
         raise ValueError(f"need crop_size <= short_side[0] <= short_side[1], got {crop_size} and {short_side}")
     if train:
-        steps = [v2.RandomShortestSize(min_size=list(range(low, high + 1)), antialias=True), v2.RandomCrop(crop_size)]
+        steps = [
+            v2.RandomShortestSize(min_size=list(range(low, high + 1)), antialias=True),
+            v2.RandomCrop(crop_size),
+        ]
         if flip:
             steps.append(v2.RandomHorizontalFlip())
     else:

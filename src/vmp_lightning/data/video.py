@@ -69,7 +69,11 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12)
         stream = container.add_stream("libx264", rate=round(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "threads=1:lookahead-threads=1"}
+        stream.options = {
+            "crf": str(crf),
+            "preset": "veryfast",
+            "x264-params": "threads=1:lookahead-threads=1",
+        }
         stream.codec_context.thread_count = 1  # deterministic bytes for a given input
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")))

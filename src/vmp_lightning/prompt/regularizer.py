@@ -38,6 +38,3 @@ def temporal_variation(attention: Tensor, normalization: VNormalization = "mean"
     if normalization == "sum":
         return total
     raise ValueError(f"normalization must be 'mean', 'per_pair' or 'sum', got {normalization!r}")
-
-
-
