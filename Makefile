@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -c "import vmp_lightning, decord, lightning, pytorchvideo.models"
 	touch $@
 
+# pytest exits 5 when it collected no tests: a failure for us, said plainly.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc
 
 test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow"
