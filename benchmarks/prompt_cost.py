@@ -6,7 +6,8 @@ Compares, on the CPU threads available (forward + backward, batch 8, 224 x 224):
     V always computed as the reference code does),
   - one training step of an X3D-S backbone on 8 frames (the cost the layer is added to).
 Time is the median of several runs; memory is what autograd keeps for backward (exact, summed over distinct
-tensor storages) and the peak resident memory of a fresh process doing one step (includes temporaries).
+tensor storages) and the increase of peak resident memory over one step after a warm-up, in a child process
+(Linux: the peak is reset through /proc/self/clear_refs just before the step; includes temporaries and gradients).
 
     python benchmarks/prompt_cost.py [--repeats 5] [--out benchmarks/results/prompt_cost]
 """
@@ -15,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -65,6 +66,7 @@ def make_case(name: str):
         labels = torch.randint(0, CLASSES, (BATCH,))
 
         def step():
+            model.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(model(x), labels).backward()
 
         return model, x, step
@@ -73,6 +75,8 @@ def make_case(name: str):
         model = MotionPrompt(MEAN, STD, pn=LearnableSigmoid(init_m=0.5, init_n=0.1))
 
         def step():
+            model.zero_grad(set_to_none=True)
+            x.grad = None
             prompts, _ = model(x)
             prompts.sum().backward()
 
@@ -80,6 +84,8 @@ def make_case(name: str):
         model = NaiveMotionPrompt()
 
         def step():
+            model.zero_grad(set_to_none=True)
+            x.grad = None
             prompts, variation = model(x)
             (prompts.sum() + 0.0 * variation).backward()
 
@@ -110,23 +116,42 @@ def time_step(step, repeats: int) -> float:
     return statistics.median(times)
 
 
-def peak_rss_increase(name: str) -> int:
-    """Peak resident memory of one step in a fresh process, minus the process's memory before the step."""
-    code = (
-        "import resource, sys; sys.path.insert(0, 'benchmarks'); import prompt_cost as pc;"
-        f"_, _, step = pc.make_case({name!r});"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; step();"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) * 1024  # ru_maxrss is in KiB on Linux
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def peak_rss_increase(step) -> int:
+    """Peak resident memory during one step minus the resident memory just before it (Linux only)."""
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM, the peak, to the current VmRSS
+    before = _status_kib("VmRSS")
+    step()
+    return (_status_kib("VmHWM") - before) * 1024
+
+
+def peak_rss_in_fresh_process(name: str) -> int:
+    """`peak_rss_increase` of one case after a warm-up step, in a child process whose glibc returns every large
+    block to the OS (otherwise freed blocks of up to 32 MiB stay in the heap and hide from the measurement; that
+    setting slows steps down, so times are measured here, in the parent, without it)."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    command = [sys.executable, __file__, "--peak-rss-of", name]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/results/prompt_cost")
+    parser.add_argument("--peak-rss-of", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peak_rss_of:
+        _, _, step = make_case(args.peak_rss_of)
+        step()
+        print(peak_rss_increase(step))
+        return
     results = {}
     for name in ("ours", "naive", "backbone"):
         _, _, step = make_case(name)
@@ -134,7 +159,7 @@ def main() -> None:
         results[name] = {
             "seconds": time_step(step, repeats),
             "saved_bytes": saved_for_backward_bytes(step),
-            "peak_rss_increase_bytes": peak_rss_increase(name),
+            "peak_rss_increase_bytes": peak_rss_in_fresh_process(name),
         }
         print(name, results[name], flush=True)
     ours, naive, backbone = results["ours"], results["naive"], results["backbone"]
@@ -151,7 +176,6 @@ def main() -> None:
         "torch": torch.__version__,
         "input": f"{BATCH}x3x{FRAMES + 1}x{SIZE}x{SIZE} (prompt) / {BATCH}x3x{FRAMES}x{SIZE}x{SIZE} (X3D-S)",
         "date": time.strftime("%Y-%m-%d"),
-        "peak_rss_kib_of_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
