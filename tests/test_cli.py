@@ -156,3 +156,19 @@ def test_project_command_dispatch(monkeypatch):
     monkeypatch.setattr("vmp_lightning.demo.main", lambda argv: called.append(argv))
     main(["demo", "--trainer.max_epochs=1"])
     assert called == [["--trainer.max_epochs=1"]]
+
+
+def test_test_and_predict_rebuild_the_vmp_model_from_the_checkpoint(synthetic_root, tmp_path):
+    fit = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1", "--model.vmp=true"))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    trained_m = fit.model.prompt.pn.m.item()
+    common = [*tiny_data_args(synthetic_root), "--trainer.logger=false", *QUIET, f"--ckpt_path={last}"]
+    tested = build_cli(["test", *common])  # no --model.vmp: the checkpoint's config says so
+    assert tested.model.prompt is not None and tested.datamodule.frames_per_clip == 9
+    assert tested.model.prompt.pn.m.item() == pytest.approx(trained_m)
+    assert 0.0 <= tested.trainer.callback_metrics["test/acc1"] <= 1.0
+    predicted = build_cli(["predict", *common])
+    assert predicted.model.prompt is not None
+    outputs = predicted.trainer.predict(predicted.model, datamodule=predicted.datamodule, ckpt_path=str(last))
+    assert sum(len(batch["video_id"]) for batch in outputs) == 12
+    assert outputs[0]["logits"].shape == (4, 4)
