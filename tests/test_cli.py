@@ -163,6 +163,7 @@ def test_test_and_predict_rebuild_the_vmp_model_from_the_checkpoint(synthetic_ro
     last = tmp_path / "checkpoints" / "last.ckpt"
     trained_m = fit.model.prompt.pn.m.item()
     common = [*tiny_data_args(synthetic_root), "--trainer.logger=false", *QUIET, f"--ckpt_path={last}"]
+    common.append(f"--trainer.default_root_dir={tmp_path / 'eval'}")
     tested = build_cli(["test", *common])  # no --model.vmp: the checkpoint's config says so
     assert tested.model.prompt is not None and tested.datamodule.frames_per_clip == 9
     assert tested.model.prompt.pn.m.item() == pytest.approx(trained_m)
