@@ -21,7 +21,12 @@ def tiny(**kwargs) -> VideoClassifier:
 
 def batch(frames: int) -> dict:
     torch.manual_seed(0)
-    return {"video": torch.randn(2, 3, frames, 16, 16), "label": torch.tensor([1, 3])}
+    return {
+        "video": torch.randn(2, 3, frames, 16, 16),
+        "label": torch.tensor([1, 3]),
+        "video_id": ["a", "b"],
+        "view": torch.tensor([0, 0]),
+    }
 
 
 class Recorder:

@@ -8,11 +8,14 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from vmp_lightning.data.datamodule import Normalization
+from vmp_lightning.evaluation import Aggregation, ClipScores, aggregate_videos, classification_report, write_predictions
+from vmp_lightning.loggers import run_directory
 from vmp_lightning.prompt import MotionPrompt, PowerNorm, VNormalization, temporal_variation
 
 
@@ -69,6 +72,12 @@ class VideoClassifier(L.LightningModule):
             optimizer's), defaults as the reference code (same lr and weight decay as the backbone).
         train_backbone, train_head, train_prompt: what is trained (frozen parts keep their BatchNorm statistics).
         head: module name of the classifier head inside the backbone (found automatically when None).
+        aggregation: how the views of a test video are combined (``sum_logits`` or ``mean_softmax``).
+
+    Validation and test are evaluated exactly, also under DDP: clip scores are gathered from every rank and each
+    ``(video_id, view)`` counted once. Both report clip- and video-level top-1 / top-5 and mean-class accuracy;
+    the test also writes ``test_predictions.csv`` and ``test_metrics.json`` (per-class accuracy, confusion
+    matrix) into the run folder.
     """
 
     def __init__(
@@ -89,6 +98,7 @@ class VideoClassifier(L.LightningModule):
         train_head: bool = True,
         train_prompt: bool = True,
         head: str | None = None,
+        aggregation: Aggregation = "sum_logits",
     ) -> None:
         super().__init__()
         # Under LightningCLI every argument is saved as its config, so `--ckpt_path` and `load_from_checkpoint`
@@ -112,9 +122,10 @@ class VideoClassifier(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.head_name = head or find_head(self.backbone, num_classes)
         self._set_trainable(train_backbone, train_head, train_prompt)
+        self.num_classes, self.aggregation = num_classes, aggregation
         self.train_metrics = accuracy_metrics(num_classes, "train/")
-        self.val_metrics = accuracy_metrics(num_classes, "val/")
-        self.test_metrics = accuracy_metrics(num_classes, "test/")
+        self.eval_scores = {"val": ClipScores(), "test": ClipScores()}
+        self.reported_bad_videos: set[str] = set()
 
     # --- parameters -------------------------------------------------------------------------------------------
     def _head_parameters(self) -> Iterator[nn.Parameter]:
@@ -161,30 +172,38 @@ class VideoClassifier(L.LightningModule):
         prompts, attention = self.prompt(clip)
         return self.backbone(prompts), attention
 
-    def _shared_step(self, batch: dict, metrics: MetricCollection, stage: str) -> Tensor:
+    def _loss(self, batch: dict, stage: str) -> tuple[Tensor, Tensor]:
+        """Logits and ``CE + lambda_v * V`` of a batch, logging the loss terms and the videos that were skipped."""
         logits, attention = self(batch["video"])
         labels = batch["label"]
         ce = F.cross_entropy(logits.float(), labels)
         loss = ce
-        batch_size = labels.shape[0]
-        log = {
-            "on_step": stage == "train",
-            "on_epoch": True,
-            "batch_size": batch_size,
-            "sync_dist": stage != "train",
-        }
+        train = stage == "train"
+        log = {"on_step": train, "on_epoch": True, "batch_size": labels.shape[0], "sync_dist": not train}
         if attention is not None and self.lambda_v > 0:
             variation = temporal_variation(attention, self.v_normalization)
             loss = ce + self.lambda_v * variation
             self.log(f"{stage}/V", variation, **log)
         self.log(f"{stage}/ce", ce, **log)
         self.log(f"{stage}/loss", loss, prog_bar=stage != "test", **log)
-        metrics.update(logits.detach(), labels)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
-        return loss
+        self._report_bad_videos(batch, stage)
+        return logits, loss
+
+    def _report_bad_videos(self, batch: dict, stage: str) -> None:
+        """Each unreadable video is reported once (it was replaced, see ``on_bad_video``); the count per epoch
+        is logged as ``data/bad_videos_<stage>``, summed over ranks."""
+        bad = [entry for entry in batch.get("bad_video", []) if entry]
+        for entry in bad:
+            if entry not in self.reported_bad_videos:
+                self.reported_bad_videos.add(entry)
+                rank_zero_warn(f"skipped unreadable video (replaced by the next one of the split): {entry}")
+        count = torch.tensor(float(len(bad)), device=self.device)
+        self.log(f"data/bad_videos_{stage}", count, on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        loss = self._shared_step(batch, self.train_metrics, "train")
+        logits, loss = self._loss(batch, "train")
+        self.train_metrics.update(logits.detach(), batch["label"])
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=batch["label"].shape[0])
         if self.prompt is not None:  # the same on every rank: parameters are synchronised
             for name, value in self.prompt.log_values().items():
                 self.log(f"prompt/{name}", value, on_step=True, on_epoch=False, batch_size=1)
@@ -192,15 +211,50 @@ class VideoClassifier(L.LightningModule):
             self.log(f"lr/{group.get('name', 'group')}", group["lr"], on_step=True, on_epoch=False, batch_size=1)
         return loss
 
+    def _eval_step(self, batch: dict, stage: str) -> None:
+        logits, _ = self._loss(batch, stage)
+        views = batch.get("view", torch.zeros_like(batch["label"]))
+        self.eval_scores[stage].update(batch["video_id"], views, batch["label"], logits)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        clips = self.eval_scores[stage].gathered()
+        self.eval_scores[stage].clear()
+        if not clips.video_ids:
+            return
+        clip_report = classification_report(torch.stack(clips.logits), torch.tensor(clips.labels), self.num_classes)
+        video_ids, labels, scores = aggregate_videos(clips, self.aggregation)
+        report = classification_report(scores, labels, self.num_classes)
+        metrics = {
+            f"{stage}/acc1": report.acc1,
+            f"{stage}/acc5": report.acc5,
+            f"{stage}/mean_class_acc": report.mean_class_acc,
+            f"{stage}/clip_acc1": clip_report.acc1,
+            f"{stage}/clip_acc5": clip_report.acc5,
+            f"{stage}/videos": float(report.count),
+        }
+        # Identical on every rank (computed from the gathered scores), so no further reduction is needed.
+        self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False, rank_zero_only=False)
+        if stage == "test" and self.trainer.is_global_zero:
+            names = getattr(self.trainer.datamodule, "class_names", None)
+            path = write_predictions(run_directory(self.trainer), stage, video_ids, labels, scores, report, names)
+            rank_zero_info(f"Test predictions written to {path}")
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._shared_step(batch, self.val_metrics, "val")
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._shared_step(batch, self.test_metrics, "test")
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         logits, _ = self(batch["video"])
-        return {"video_id": batch["video_id"], "label": batch["label"], "logits": logits.float()}
+        views = batch.get("view", torch.zeros_like(batch["label"]))
+        return {"video_id": batch["video_id"], "view": views, "label": batch["label"], "logits": logits.float()}
 
 
 def trainable_parameter_names(module: nn.Module) -> Iterable[str]:

@@ -8,9 +8,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from vmp_lightning.data.dataset import ClipDataset
-from vmp_lightning.data.transforms import clip_transform
-from vmp_lightning.data.video import VideoRecord
+from vmp_lightning.data.dataset import ClipDataset, OnBadVideo
+from vmp_lightning.data.transforms import eval_transform, train_transform
+from vmp_lightning.data.video import Backend, VideoRecord
 from vmp_lightning.prompt import ChannelOrder
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
@@ -33,11 +33,21 @@ SPLITS = ("train", "val", "test")
 
 
 class VideoDataModule(L.LightningDataModule):
-    """Base data module: subclasses provide `load_records(split)` and `class_names`.
+    """Base data module: subclasses provide `class_names` and `load_records(split)`.
 
-    ``num_frames`` is T, the number of frames the backbone sees. ``extra_frames`` is added on top when a layer in
-    front of the backbone consumes frames (1 for the motion prompt); the CLI links it from ``model.vmp``, so
-    turning VMPs on is one switch. ``stride`` is the gap between sampled frames, in source frames.
+    Args:
+        num_frames: T, the number of frames the backbone sees.
+        extra_frames: added on top when a layer in front of the backbone consumes frames (1 for the motion
+            prompt); the CLI links it from ``model.vmp``, so turning VMPs on is one switch.
+        stride: gap between sampled frames, in frames at ``target_fps`` (in source frames when it is None).
+        target_fps: frame rate the stride refers to (the reference recipe: stride 32 at 30 fps).
+        crop_size, short_side: training resizes the short side to a random value in ``short_side`` and crops
+            ``crop_size`` at random; evaluation resizes it to ``short_side[0]`` and crops.
+        flip: random horizontal flips in training.
+        test_views, test_crops: temporal views x spatial crops (1 or 3) per test video; validation uses 1 x 1.
+        backend: video decoder, ``decord`` | ``pyav`` | ``torchcodec``.
+        on_bad_video: ``raise`` stops at an unreadable, empty or too-short video; ``skip`` reports it once and
+            lets the next readable video of the split stand in (counted per epoch as ``data/bad_videos``).
     """
 
     def __init__(
@@ -45,20 +55,29 @@ class VideoDataModule(L.LightningDataModule):
         num_frames: int = 8,
         extra_frames: int = 0,
         stride: int = 8,
+        target_fps: float | None = None,
         crop_size: int = 224,
         short_side: tuple[int, int] = (256, 320),
         flip: bool = True,
         mean: tuple[float, float, float] = KINETICS_MEAN,
         std: tuple[float, float, float] = KINETICS_STD,
+        test_views: int = 1,
+        test_crops: int = 1,
+        backend: Backend = "decord",
+        on_bad_video: OnBadVideo = "raise",
         batch_size: int = 8,
         num_workers: int = 2,
     ) -> None:
         super().__init__()
         if num_frames < 1 or extra_frames < 0:
             raise ValueError(f"need num_frames >= 1 and extra_frames >= 0, got {num_frames} and {extra_frames}")
-        self.num_frames, self.extra_frames, self.stride = num_frames, extra_frames, stride
+        if test_views < 1 or test_crops not in (1, 3):
+            raise ValueError(f"need test_views >= 1 and test_crops in (1, 3), got {test_views} and {test_crops}")
+        self.num_frames, self.extra_frames, self.stride, self.target_fps = num_frames, extra_frames, stride, target_fps
         self.crop_size, self.short_side, self.flip = crop_size, tuple(short_side), flip
-        self.normalization = Normalization(tuple(mean), tuple(std), "rgb")  # decord decodes to RGB
+        self.normalization = Normalization(tuple(mean), tuple(std), "rgb")  # every backend decodes to RGB
+        self.test_views, self.test_crops = test_views, test_crops
+        self.backend, self.on_bad_video = backend, on_bad_video
         self.batch_size, self.num_workers = batch_size, num_workers
         self.records: dict[str, list[VideoRecord]] = {}
 
@@ -86,11 +105,25 @@ class VideoDataModule(L.LightningDataModule):
                 self.records[split] = self.load_records(split)
 
     def dataset(self, split: str) -> ClipDataset:
+        norm = self.normalization
         train = split == "train"
-        transform = clip_transform(
-            train, self.crop_size, self.short_side, self.normalization.mean, self.normalization.std, self.flip
+        views, crops = (self.test_views, self.test_crops) if split == "test" else (1, 1)
+        if train:
+            transform = train_transform(self.crop_size, self.short_side, norm.mean, norm.std, self.flip)
+        else:
+            transform = eval_transform(self.crop_size, self.short_side[0], norm.mean, norm.std, crops)
+        return ClipDataset(
+            self.records[split],
+            self.frames_per_clip,
+            self.stride,
+            transform,
+            train=train,
+            num_views=views,
+            num_crops=crops,
+            target_fps=self.target_fps,
+            backend=self.backend,
+            on_bad_video=self.on_bad_video,
         )
-        return ClipDataset(self.records[split], self.frames_per_clip, self.stride, transform, random_window=train)
 
     def _loader(self, split: str) -> DataLoader:
         dataset = self.dataset(split)

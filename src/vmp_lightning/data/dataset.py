@@ -1,24 +1,29 @@
-"""Map-style clip dataset: record -> sampled frame indices -> decoded frames -> transformed clip."""
+"""Map-style clip dataset: record -> frame indices -> decoded frames -> transformed clip, with a bad-video policy."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from vmp_lightning.data.sampling import sample_clip_indices
-from vmp_lightning.data.video import VideoDecodeError, VideoRecord, open_video, read_frames
+from vmp_lightning.data.sampling import sample_clip_indices, view_clip_indices
+from vmp_lightning.data.video import Backend, VideoDecodeError, VideoRecord, open_video, read_frames
+
+OnBadVideo = Literal["raise", "skip"]
 
 
 class ClipDataset(Dataset):
-    """Returns ``{"video": C x T x H x W float, "label": int, "video_id": str, "index": int}``.
+    """Training: one random clip per record. Evaluation: ``num_views x num_crops`` clips per record.
 
+    Each item is ``{"video": C x T x H x W float, "label", "video_id", "view", "index", "bad_video"}``: ``view``
+    numbers the clip within its video (temporal view * num_crops + crop), ``index`` is the record's position,
+    ``bad_video`` is ``""`` or ``"<path>: <reason>"`` when the record could not be read and, with
+    ``on_bad_video="skip"``, the next readable record of the split stood in for it.
     ``num_frames`` is the number of frames decoded per clip (T, or T+1 when a motion prompt consumes one).
-    Training clips start at a random position (``random_window=True``), evaluation clips are centred.
-    A reader is opened per item inside the worker process that needs it, so nothing is shared across workers.
     """
 
     def __init__(
@@ -26,31 +31,60 @@ class ClipDataset(Dataset):
         records: Sequence[VideoRecord],
         num_frames: int,
         stride: int,
-        transform: Callable[[Tensor], Tensor],
-        random_window: bool,
+        transform: Callable[..., Tensor],
+        train: bool,
+        num_views: int = 1,
+        num_crops: int = 1,
+        target_fps: float | None = None,
+        backend: Backend = "decord",
+        on_bad_video: OnBadVideo = "raise",
     ) -> None:
+        if on_bad_video not in ("raise", "skip"):
+            raise ValueError(f"on_bad_video must be 'raise' or 'skip', got {on_bad_video!r}")
         self.records = list(records)
-        self.num_frames, self.stride = num_frames, stride
-        self.transform = transform
-        self.random_window = random_window
+        self.num_frames, self.stride, self.target_fps = num_frames, stride, target_fps
+        self.transform, self.train = transform, train
+        self.clips_per_record = 1 if train else num_views * num_crops
+        self.num_views, self.num_crops = num_views, num_crops
+        self.backend, self.on_bad_video = backend, on_bad_video
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.records) * self.clips_per_record
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, item: int) -> dict:
+        index, view = divmod(item, self.clips_per_record)
+        bad = ""
+        for attempt in range(len(self.records)):
+            candidate = (index + attempt) % len(self.records)
+            try:
+                sample = self._load(candidate, view)
+            except VideoDecodeError as error:
+                if self.on_bad_video == "raise":
+                    raise
+                bad = bad or str(error)
+                continue
+            sample["bad_video"] = bad
+            return sample
+        raise VideoDecodeError(f"no readable video in this split (first problem: {bad})")
+
+    def _load(self, index: int, view: int) -> dict:
         record = self.records[index]
-        reader = open_video(record.path)
+        reader = open_video(record.path, self.backend)
         end = len(reader) - 1 if record.end_frame is None else min(record.end_frame, len(reader) - 1)
         length = end - record.start_frame + 1
-        if length < 1:
-            raise VideoDecodeError(f"{record.path}: no frames in [{record.start_frame}, {record.end_frame}]")
-        # Drawn from torch's RNG, which Lightning seeds per worker, so runs with a seed are reproducible.
-        rng = np.random.default_rng(int(torch.randint(2**62, ()))) if self.random_window else None
-        indices = sample_clip_indices(length, self.num_frames, self.stride, rng, record.start_frame)
-        frames = torch.from_numpy(read_frames(reader, indices, record.path))
-        return {
-            "video": self.transform(frames),
-            "label": record.label,
-            "video_id": record.video_id,
-            "index": index,
-        }
+        if length < self.num_frames:
+            raise VideoDecodeError(
+                f"{record.path}: too short, {max(length, 0)} frames in [{record.start_frame}, {record.end_frame}] "
+                f"(the video has {len(reader)}), a clip needs {self.num_frames}"
+            )
+        timing = {"start_frame": record.start_frame, "fps": reader.fps, "target_fps": self.target_fps}
+        if self.train:
+            # Drawn from torch's RNG, which Lightning seeds per worker, so runs with a seed are reproducible.
+            rng = np.random.default_rng(int(torch.randint(2**62, ())))
+            indices = sample_clip_indices(length, self.num_frames, self.stride, rng, **timing)
+            clip = self.transform(torch.from_numpy(read_frames(reader, indices)))
+        else:
+            temporal, crop = divmod(view, self.num_crops)
+            indices = view_clip_indices(length, self.num_frames, self.stride, self.num_views, temporal, **timing)
+            clip = self.transform(torch.from_numpy(read_frames(reader, indices)), crop)
+        return {"video": clip, "label": record.label, "video_id": record.video_id, "view": view, "index": index}

@@ -1,4 +1,8 @@
-"""Which frames of a video make a clip."""
+"""Which frames of a video make a clip: training windows, evaluation views, and the short-video policy.
+
+Positions are measured in frames of the video *resampled to* ``target_fps`` when one is given: a clip of
+``num_frames`` frames ``stride`` apart at ``target_fps`` covers the same time in a 25 fps and a 60 fps video.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +14,70 @@ def clip_span(num_frames: int, stride: int) -> int:
     return (num_frames - 1) * stride + 1
 
 
+def _source_step(stride: float, fps: float | None, target_fps: float | None) -> float:
+    """Gap between sampled frames in source frames; at least 1, so consecutive frames are never the same one."""
+    return max(stride * (fps / target_fps), 1.0) if fps and target_fps else float(stride)
+
+
+def _window(video_frames: int, num_frames: int, step: float, start: float) -> np.ndarray:
+    return np.minimum(np.round(start + step * np.arange(num_frames)).astype(np.int64), video_frames - 1)
+
+
+def _spread(video_frames: int, num_frames: int) -> np.ndarray:
+    """Frames spread evenly over a video too short for the window: distinct whenever it has enough frames."""
+    return np.round(np.linspace(0, video_frames - 1, num_frames)).astype(np.int64)
+
+
 def sample_clip_indices(
     video_frames: int,
     num_frames: int,
     stride: int,
     rng: np.random.Generator | None = None,
     start_frame: int = 0,
+    fps: float | None = None,
+    target_fps: float | None = None,
 ) -> np.ndarray:
-    """Indices of a clip of ``num_frames`` frames, ``stride`` apart, inside ``video_frames`` frames.
+    """Indices of one clip inside ``video_frames`` frames (offset by ``start_frame``).
 
-    With ``rng`` the window starts at a random position (training); without, it is centred (evaluation).
-    A video shorter than the window has its frames spread evenly over the whole video instead; consecutive
-    indices then stay distinct whenever the video has at least ``num_frames`` frames.
+    With ``rng`` the window starts at a uniformly random position (training); without, it is centred.
+    A video shorter than the window has its ``num_frames`` frames spread over its whole length instead.
     """
     if video_frames < 1:
         raise ValueError(f"cannot sample a clip from a video with {video_frames} frames")
     if num_frames < 1 or stride < 1:
         raise ValueError(f"num_frames and stride must be >= 1, got {num_frames} and {stride}")
-    span = clip_span(num_frames, stride)
-    if span <= video_frames:
-        slack = video_frames - span
-        start = int(rng.integers(0, slack + 1)) if rng is not None else slack // 2
-        indices = start + stride * np.arange(num_frames)
-    else:
-        indices = np.round(np.linspace(0, video_frames - 1, num_frames)).astype(np.int64)
-    return indices.astype(np.int64) + start_frame
+    step = _source_step(stride, fps, target_fps)
+    span = step * (num_frames - 1) + 1
+    if span > video_frames:
+        return _spread(video_frames, num_frames) + start_frame
+    slack = video_frames - span
+    start = rng.uniform(0, slack) if rng is not None else slack / 2
+    return _window(video_frames, num_frames, step, start) + start_frame
+
+
+def view_clip_indices(
+    video_frames: int,
+    num_frames: int,
+    stride: int,
+    num_views: int,
+    view: int,
+    start_frame: int = 0,
+    fps: float | None = None,
+    target_fps: float | None = None,
+) -> np.ndarray:
+    """Indices of temporal view ``view`` of ``num_views`` for evaluation.
+
+    The views' windows are centred at ``(view + 0.5) / num_views`` of the way through the video, so they are
+    spaced evenly and cover the middle of the video rather than starting at frame 0 (one view = the centred clip).
+    """
+    if not 0 <= view < num_views:
+        raise ValueError(f"view must be in [0, {num_views}), got {view}")
+    if video_frames < 1:
+        raise ValueError(f"cannot sample a clip from a video with {video_frames} frames")
+    step = _source_step(stride, fps, target_fps)
+    span = step * (num_frames - 1) + 1
+    if span > video_frames:
+        return _spread(video_frames, num_frames) + start_frame
+    centre = (view + 0.5) / num_views * video_frames
+    start = min(max(centre - span / 2, 0.0), video_frames - span)
+    return _window(video_frames, num_frames, step, start) + start_frame

@@ -156,11 +156,24 @@ class SyntheticMotionDataModule(VideoDataModule):
         flip: bool = False,
         mean: tuple[float, float, float] = KINETICS_MEAN,
         std: tuple[float, float, float] = KINETICS_STD,
+        test_views: int = 1,
+        test_crops: int = 1,
         batch_size: int = 16,
         num_workers: int = 2,
     ) -> None:
         super().__init__(
-            num_frames, extra_frames, stride, crop_size, short_side, flip, mean, std, batch_size, num_workers
+            num_frames=num_frames,
+            extra_frames=extra_frames,
+            stride=stride,
+            crop_size=crop_size,
+            short_side=short_side,
+            flip=flip,
+            mean=mean,
+            std=std,
+            test_views=test_views,
+            test_crops=test_crops,
+            batch_size=batch_size,
+            num_workers=num_workers,
         )
         self.spec = SyntheticMotionSpec(
             num_classes=num_classes,

@@ -1,0 +1,12 @@
+"""Exact clip- and video-level evaluation: scores gathered from all ranks, de-duplicated, aggregated over views."""
+
+from vmp_lightning.evaluation.video_level import (
+    Aggregation,
+    ClipScores,
+    Report,
+    aggregate_videos,
+    classification_report,
+    write_predictions,
+)
+
+__all__ = ["Aggregation", "ClipScores", "Report", "aggregate_videos", "classification_report", "write_predictions"]

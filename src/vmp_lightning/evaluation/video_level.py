@@ -1,0 +1,138 @@
+"""Clip scores -> video scores -> metrics, exact under DDP.
+
+Lightning's distributed sampler pads the last batches so every rank gets the same number of items, which counts
+some clips twice. Each clip is therefore keyed by ``(video_id, view)``; scores from all ranks are gathered and
+duplicates dropped before anything is computed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+Aggregation = Literal["sum_logits", "mean_softmax"]
+
+
+@dataclass
+class ClipScores:
+    """Scores of evaluated clips on this rank, to be gathered at the end of the epoch."""
+
+    video_ids: list[str] = field(default_factory=list)
+    views: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    logits: list[Tensor] = field(default_factory=list)
+
+    def update(self, video_ids, views, labels: Tensor, logits: Tensor) -> None:
+        self.video_ids += list(video_ids)
+        self.views += [int(v) for v in views]
+        self.labels += [int(v) for v in labels]
+        self.logits += list(logits.detach().float().cpu())
+
+    def gathered(self) -> ClipScores:
+        """All ranks' clips, each ``(video_id, view)`` once, in a fixed order (the same on every rank)."""
+        parts = [self]
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            parts = [None] * dist.get_world_size()
+            dist.all_gather_object(parts, self)
+        unique: dict[tuple[str, int], tuple[int, Tensor]] = {}
+        for part in parts:
+            rows = zip(part.video_ids, part.views, part.labels, part.logits, strict=True)
+            for video_id, view, label, logit in rows:
+                unique.setdefault((video_id, view), (label, logit))
+        merged = ClipScores()
+        for (video_id, view), (label, logit) in sorted(unique.items()):
+            merged.video_ids.append(video_id)
+            merged.views.append(view)
+            merged.labels.append(label)
+            merged.logits.append(logit)
+        return merged
+
+    def clear(self) -> None:
+        self.video_ids, self.views, self.labels, self.logits = [], [], [], []
+
+
+def aggregate_videos(clips: ClipScores, method: Aggregation = "sum_logits") -> tuple[list[str], Tensor, Tensor]:
+    """Video ids, labels and scores (``V x K``) from the views of each video: the sum of logits (the reference
+    code's choice) or the mean of softmax probabilities."""
+    if method not in ("sum_logits", "mean_softmax"):
+        raise ValueError(f"aggregation must be 'sum_logits' or 'mean_softmax', got {method!r}")
+    groups: dict[str, list[int]] = {}
+    for position, video_id in enumerate(clips.video_ids):
+        groups.setdefault(video_id, []).append(position)
+    ids = sorted(groups)
+    logits = torch.stack(clips.logits) if clips.logits else torch.zeros(0, 0)
+    scores, labels = [], []
+    for video_id in ids:
+        rows = logits[groups[video_id]]
+        scores.append(rows.sum(0) if method == "sum_logits" else rows.softmax(-1).mean(0))
+        video_labels = {clips.labels[p] for p in groups[video_id]}
+        if len(video_labels) != 1:
+            raise ValueError(f"video {video_id!r} has clips with different labels {sorted(video_labels)}")
+        labels.append(video_labels.pop())
+    return ids, torch.tensor(labels, dtype=torch.long), torch.stack(scores) if scores else logits
+
+
+@dataclass
+class Report:
+    """Top-1, top-5, mean-class accuracy, per-class accuracy (NaN for classes without samples), confusion matrix
+    (rows: true class, columns: predicted class)."""
+
+    acc1: float
+    acc5: float
+    mean_class_acc: float
+    per_class_acc: list[float]
+    confusion: list[list[int]]
+    count: int
+
+
+def classification_report(scores: Tensor, labels: Tensor, num_classes: int) -> Report:
+    if len(labels) == 0:
+        raise ValueError("no samples to evaluate")
+    k = min(5, num_classes)
+    top = scores.topk(k, dim=-1).indices
+    predictions = top[:, 0]
+    acc1 = (predictions == labels).float().mean().item()
+    acc5 = (top == labels[:, None]).any(dim=-1).float().mean().item()
+    confusion = torch.bincount(labels * num_classes + predictions, minlength=num_classes**2).view(num_classes, -1)
+    totals = confusion.sum(1)
+    per_class = torch.where(totals > 0, confusion.diag() / totals.clamp_min(1), torch.tensor(float("nan")))
+    present = totals > 0
+    return Report(
+        acc1=acc1,
+        acc5=acc5,
+        mean_class_acc=per_class[present].mean().item(),
+        per_class_acc=per_class.tolist(),
+        confusion=confusion.tolist(),
+        count=len(labels),
+    )
+
+
+def write_predictions(
+    folder: str | Path,
+    stage: str,
+    video_ids: list[str],
+    labels: Tensor,
+    scores: Tensor,
+    report: Report,
+    class_names: list[str] | None = None,
+) -> Path:
+    """Write ``<stage>_predictions.csv`` (video_id, label, prediction, score_0 .. score_{K-1}: the aggregated
+    video scores) and ``<stage>_metrics.json`` (the report and the class names); returns the CSV path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stage}_predictions.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video_id", "label", "prediction", *(f"score_{k}" for k in range(scores.shape[1]))])
+        for video_id, label, row in zip(video_ids, labels.tolist(), scores.tolist(), strict=True):
+            writer.writerow([video_id, label, max(range(len(row)), key=row.__getitem__), *(f"{v:.6g}" for v in row)])
+    metrics = {**report.__dict__, "class_names": class_names}
+    (folder / f"{stage}_metrics.json").write_text(json.dumps(metrics, indent=1))
+    return path
