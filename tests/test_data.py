@@ -16,12 +16,12 @@ from vmp_lightning.data import (
     VideoDecodeError,
     VideoRecord,
     eval_transform,
-    train_transform,
     generate,
     open_video,
     read_frames,
     render_video,
     sample_clip_indices,
+    train_transform,
     write_video,
 )
 from vmp_lightning.data.dataset import ClipDataset
