@@ -1,7 +1,22 @@
 """Data path: records, clip sampling, decoding, transforms, data modules, synthetic motion videos."""
 
+from vmp_lightning.data.annotations import (
+    Annotations,
+    DatasetLayoutError,
+    parse_subaction_id,
+    read_finegym,
+    read_hmdb51,
+    read_mpii_cooking2,
+    read_video_lists,
+)
 from vmp_lightning.data.datamodule import KINETICS_MEAN, KINETICS_STD, Normalization, VideoDataModule
 from vmp_lightning.data.dataset import ClipDataset
+from vmp_lightning.data.datasets import (
+    FineGymDataModule,
+    HMDB51DataModule,
+    MPIICooking2DataModule,
+    VideoListDataModule,
+)
 from vmp_lightning.data.sampling import clip_span, sample_clip_indices, view_clip_indices
 from vmp_lightning.data.synthetic import (
     SyntheticMotionDataModule,
@@ -24,12 +39,18 @@ from vmp_lightning.data.video import (
 __all__ = [
     "KINETICS_MEAN",
     "KINETICS_STD",
+    "Annotations",
     "ClipDataset",
+    "DatasetLayoutError",
+    "FineGymDataModule",
+    "HMDB51DataModule",
+    "MPIICooking2DataModule",
     "Normalization",
     "SyntheticMotionDataModule",
     "SyntheticMotionSpec",
     "VideoDataModule",
     "VideoDecodeError",
+    "VideoListDataModule",
     "VideoReader",
     "VideoRecord",
     "VideoWriter",
@@ -38,7 +59,12 @@ __all__ = [
     "eval_transform",
     "generate",
     "open_video",
+    "parse_subaction_id",
+    "read_finegym",
     "read_frames",
+    "read_hmdb51",
+    "read_mpii_cooking2",
+    "read_video_lists",
     "render_video",
     "sample_clip_indices",
     "train_transform",
