@@ -154,8 +154,10 @@ def test_wandb_goes_offline_without_an_account(synthetic_root, tmp_path, monkeyp
 def test_project_command_dispatch(monkeypatch):
     called = []
     monkeypatch.setattr("vmp_lightning.demo.main", lambda argv: called.append(argv))
+    monkeypatch.setattr("vmp_lightning.commands.prepare", lambda argv: called.append(["prepare", *argv]))
     main(["demo", "--trainer.max_epochs=1"])
-    assert called == [["--trainer.max_epochs=1"]]
+    main(["prepare", "hmdb51"])
+    assert called == [["--trainer.max_epochs=1"], ["prepare", "hmdb51"]]
 
 
 def test_test_and_predict_rebuild_the_vmp_model_from_the_checkpoint(synthetic_root, tmp_path):

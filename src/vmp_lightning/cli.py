@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import sys
+from importlib import import_module
 from importlib.resources import files
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
+from vmp_lightning.data.annotations import DatasetLayoutError
 from vmp_lightning.data.datamodule import VideoDataModule
+from vmp_lightning.data.video import VideoDecodeError
 from vmp_lightning.loggers import run_directory
 from vmp_lightning.module import VideoClassifier
 from vmp_lightning.prompt import MotionPrompt
 
 DEFAULT_CONFIG = str(files("vmp_lightning") / "configs" / "default.yaml")
-PROJECT_COMMANDS = {"demo": "vmp_lightning.demo"}
+PROJECT_COMMANDS = {
+    "demo": "vmp_lightning.demo:main",
+    "prepare": "vmp_lightning.commands:prepare",
+    "check-videos": "vmp_lightning.commands:check_videos",
+}
 DESCRIPTION = (
     "Video Motion Prompts on PyTorch Lightning. Every subcommand starts from the embedded default config "
     f"({DEFAULT_CONFIG}: synthetic motion videos, tiny 3D CNN); --config files and flags override it. "
-    "Project commands: `vmp-lightning demo` (baseline vs VMP on synthetic motion videos)."
+    "Project commands: `vmp-lightning demo` (baseline vs VMP on synthetic motion videos), "
+    "`vmp-lightning prepare hmdb51|finegym|mpii-cooking2` (cut clips), "
+    "`vmp-lightning check-videos --config ...` (decode every video of a dataset once)."
 )
 
 
@@ -69,12 +78,16 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCL
 
 def main(args: list[str] | None = None) -> None:
     argv = sys.argv[1:] if args is None else list(args)
-    if argv and argv[0] in PROJECT_COMMANDS:
-        from importlib import import_module
-
-        import_module(PROJECT_COMMANDS[argv[0]]).main(argv[1:])
-        return
-    build_cli(argv)
+    try:
+        if argv and argv[0] in PROJECT_COMMANDS:
+            module, function = PROJECT_COMMANDS[argv[0]].split(":")
+            getattr(import_module(module), function)(argv[1:])
+            return
+        build_cli(argv)
+    except (DatasetLayoutError, VideoDecodeError) as error:
+        # Bad data is the user's to fix: say what is wrong, without a traceback through library internals.
+        sys.stderr.write(f"vmp-lightning: error: {error}\n")
+        sys.exit(2)
 
 
 if __name__ == "__main__":
