@@ -59,7 +59,7 @@ def cut_clip(
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial.mp4")
+    partial = target.with_name(f"{target.stem}.partial{target.suffix}")
     written = 0
     try:
         with av.open(str(source)) as container:

@@ -62,7 +62,11 @@ class DecordReader(VideoReader):
 
 
 class PyAVReader(VideoReader):
-    """Decodes forward from the key frame before the first wanted frame; frame numbers come from timestamps."""
+    """Frames counted in presentation order. In containers with reliable timestamps (mp4, mov, mkv, webm) it seeks
+    to the key frame before the first wanted frame and numbers frames by timestamp from the first frame's; in
+    others (AVI with B-frames has none) it decodes from the start and counts."""
+
+    TIMESTAMPED = ("mov", "mp4", "matroska", "webm")
 
     def __init__(self, path: str, num_threads: int) -> None:
         import av
@@ -75,7 +79,13 @@ class PyAVReader(VideoReader):
         self._stream.thread_count = num_threads
         rate = self._stream.average_rate or self._stream.guessed_rate or Fraction(25)
         self.fps = float(rate)
-        self._start = self._stream.start_time or 0
+        first = next(self._container.decode(self._stream), None)
+        if first is None:
+            raise ValueError("no decodable frame")
+        self._first_pts = first.pts
+        self._seekable = first.pts is not None and any(
+            name in self._container.format.name for name in self.TIMESTAMPED
+        )
         frames = self._stream.frames
         if not frames and self._stream.duration:
             frames = round(float(self._stream.duration * self._stream.time_base) * self.fps)
@@ -84,17 +94,22 @@ class PyAVReader(VideoReader):
     def __len__(self) -> int:
         return self._frames
 
-    def _index(self, frame) -> int:
-        return round(float((frame.pts - self._start) * self._stream.time_base) * self.fps)
+    def _frames_from(self, first_wanted: int):
+        """(index, frame) pairs from at or before ``first_wanted`` on."""
+        if self._seekable and first_wanted > 0:
+            target = self._first_pts + int(first_wanted / self.fps / self._stream.time_base)
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+            for frame in self._container.decode(self._stream):
+                yield round(float((frame.pts - self._first_pts) * self._stream.time_base) * self.fps), frame
+        else:
+            self._container.seek(0, stream=self._stream)
+            yield from enumerate(self._container.decode(self._stream))
 
     def read(self, indices) -> np.ndarray:
         wanted = [int(i) for i in indices]
-        first, last = min(wanted), max(wanted)
-        target = self._start + int(first / self.fps / self._stream.time_base)
-        self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        last = max(wanted)
         found: dict[int, np.ndarray] = {}
-        for frame in self._container.decode(self._stream):
-            index = self._index(frame)
+        for index, frame in self._frames_from(min(wanted)):
             if index > last:
                 break
             if index in wanted:
@@ -185,7 +200,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12,
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"write_video needs T x H x W x 3 uint8 frames, got {frames.shape} {frames.dtype}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial.mp4")
+    partial = path.with_name(f"{path.stem}.partial{path.suffix}")  # the suffix picks the container (mp4, avi, ...)
     with VideoWriter(partial, frames.shape[2], frames.shape[1], fps, crf, gop) as writer:
         for frame in frames:
             writer.write(frame)
