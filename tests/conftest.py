@@ -38,3 +38,22 @@ def tiny_data_args(root: str) -> list[str]:
         "--data.init_args.batch_size=4",
         "--data.init_args.num_workers=0",
     ]
+
+
+def ramp_video(path, frames: int = 24, height: int = 32, width: int = 64, fps: float = 10, step: int = 8):
+    """Write a video whose frame ``t`` has brightness about ``8 + step * t`` (so sampled indices can be read back
+    from the pixels) over a fixed texture; returns the path."""
+    import numpy as np
+
+    from vmp_lightning.data import write_video
+
+    rng = np.random.default_rng(0)
+    texture = rng.integers(-6, 7, size=(height, width, 3))
+    video = np.stack([np.clip(8 + step * t + texture, 0, 255) for t in range(frames)]).astype(np.uint8)
+    write_video(path, video, fps=fps)
+    return path
+
+
+def brightness_index(clip, step: int = 8):
+    """Frame indices read back from a ``T x H x W x C`` uint8 clip written by `ramp_video`."""
+    return [round((float(frame.float().mean()) - 8) / step) for frame in clip]

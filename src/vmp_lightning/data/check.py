@@ -30,6 +30,9 @@ def check_video(path: str, needed: int, start: int = 0, end: int | None = None, 
     except VideoDecodeError as error:
         return VideoCheck("", path, "unreadable", 0, str(error))
     frames = len(reader)
+    claimed = header_frame_count(path)
+    if claimed and claimed != frames:
+        return VideoCheck("", path, "frame_count_mismatch", frames, f"the header claims {claimed} frames")
     last = frames - 1 if end is None else min(end, frames - 1)
     if last - start + 1 < needed:
         return VideoCheck("", path, "too_short", frames, f"{max(last - start + 1, 0)} frames, a clip needs {needed}")
@@ -42,6 +45,17 @@ def check_video(path: str, needed: int, start: int = 0, end: int | None = None, 
     except VideoDecodeError as error:
         return VideoCheck("", path, "frame_count_mismatch", frames, f"the header claims {frames} frames: {error}")
     return VideoCheck("", path, "ok", frames)
+
+
+def header_frame_count(path: str) -> int:
+    """The frame count the container header states (0 when it states none or cannot be read)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            return int(container.streams.video[0].frames) if container.streams.video else 0
+    except Exception:  # a file PyAV cannot open has no usable header; the decoder check reports it
+        return 0
 
 
 def check_datamodule(datamodule: VideoDataModule) -> list[VideoCheck]:

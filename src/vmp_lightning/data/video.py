@@ -83,9 +83,7 @@ class PyAVReader(VideoReader):
         if first is None:
             raise ValueError("no decodable frame")
         self._first_pts = first.pts
-        self._seekable = first.pts is not None and any(
-            name in self._container.format.name for name in self.TIMESTAMPED
-        )
+        self._seekable = first.pts is not None and any(name in self._container.format.name for name in self.TIMESTAMPED)
         frames = self._stream.frames
         if not frames and self._stream.duration:
             frames = round(float(self._stream.duration * self._stream.time_base) * self.fps)
@@ -210,12 +208,21 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12,
 class VideoWriter:
     """Frame-by-frame H.264 writer (yuv420p, deterministic bytes for the same frames)."""
 
-    def __init__(self, path: str | Path, width: int, height: int, fps: float, crf: int = 12, gop: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: float,
+        crf: int = 12,
+        gop: int | None = None,
+        container_options: dict[str, str] | None = None,
+    ):
         import av
 
         if width % 2 or height % 2:
             raise ValueError(f"libx264 needs even frame sizes, got {width} x {height} for {path}")
-        self._container = av.open(str(path), mode="w")
+        self._container = av.open(str(path), mode="w", options=container_options or {})
         self._stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
