@@ -184,7 +184,6 @@ def test_check_video_statuses(bad_videos):
 def test_check_videos_report_and_csv(bad_videos, tmp_path):
     class Fake:
         frames_per_clip, backend, on_bad_video = 8, "decord", "raise"
-        records: dict = {}
 
         def setup(self):
             self.records = {"train": [VideoRecord(str(p), 0, n) for n, p in bad_videos.items()]}
