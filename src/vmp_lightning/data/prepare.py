@@ -110,10 +110,7 @@ def prepare_hmdb51(root: str | Path, out: str | Path, **options) -> PrepareRepor
     """Re-encode the videos of all three splits into ``out/videos/<class>/<name>.mp4`` and write split files
     that name them; ``out`` is then an HMDB-51 root for `HMDB51DataModule`."""
     root, out = Path(root), Path(out)
-    report = PrepareReport()
-    for split in (1, 2, 3):
-        annotations = read_hmdb51(root, split)
-        report.problems += [f"missing video {path}" for path in annotations.missing if split == 1]
+    report = PrepareReport(problems=[f"missing video {path}" for path in read_hmdb51(root, 1).missing])
     videos = sorted((root / "videos").glob("*/*.avi"))
     for source in videos:
         _cut(report, source, out / "videos" / source.parent.name / f"{source.stem}.mp4", 0, None, **options)
