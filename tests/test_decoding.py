@@ -193,3 +193,64 @@ def test_check_videos_report_and_csv(bad_videos, tmp_path):
     assert "frame_count_mismatch" in text and "claims_more.mp4" in text and "ok: 1" in text
     rows = (tmp_path / "check.csv").read_text().splitlines()
     assert rows[0] == "split,path,status,frames,message" and len(rows) == 7
+
+
+def test_fit_skips_bad_videos_and_logs_the_count(bad_videos, tmp_path):
+    from vmp_lightning.cli import build_cli
+
+    good = [ramp_video(tmp_path / f"g{i}.mp4", frames=24) for i in range(3)]
+    lines = [f"{p} {i % 2}" for i, p in enumerate(good)] + [f"{bad_videos['truncated']} 1"]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "val.txt").write_text(f"{good[0]} 0\n{bad_videos['empty']} 1\n")
+    args = [
+        "fit",
+        "--data=vmp_lightning.data.VideoListDataModule",
+        f"--data.train_list={tmp_path / 'train.txt'}",
+        f"--data.val_list={tmp_path / 'val.txt'}",
+        "--data.on_bad_video=skip",
+        "--data.num_frames=4",
+        "--data.stride=1",
+        "--data.crop_size=32",
+        "--data.short_side=[32,36]",
+        "--data.batch_size=2",
+        "--data.num_workers=0",
+        "--trainer.max_epochs=1",
+        "--trainer.logger=false",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.enable_progress_bar=false",
+    ]
+    with pytest.warns(UserWarning, match="truncated.mp4") as caught:
+        cli = build_cli(args)
+    assert cli.trainer.callback_metrics["data/bad_videos_train"] == 1
+    assert cli.trainer.callback_metrics["data/bad_videos_val"] == 1
+    assert sum("truncated.mp4" in str(w.message) for w in caught) == 1  # reported once
+
+
+def test_check_videos_command(bad_videos, tmp_path, capsys):
+    from vmp_lightning.cli import main
+
+    (tmp_path / "list.txt").write_text("\n".join(f"{p} {i % 2}" for i, p in enumerate(bad_videos.values())) + "\n")
+    args = [
+        "check-videos",
+        "--data=vmp_lightning.data.VideoListDataModule",
+        f"--data.train_list={tmp_path / 'list.txt'}",
+        f"--data.val_list={tmp_path / 'list.txt'}",
+        "--data.num_frames=8",
+        f"--out={tmp_path / 'report.csv'}",
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 1
+    output = capsys.readouterr().out
+    for status in ("missing", "empty", "unreadable", "too_short", "frame_count_mismatch"):
+        assert status in output
+    assert len((tmp_path / "report.csv").read_text().splitlines()) == 1 + 6
+
+
+def test_missing_dataset_root_is_a_clean_cli_error(tmp_path):
+    from tests.test_cli import run_cli
+
+    result = run_cli(["fit", "--data=vmp_lightning.data.HMDB51DataModule", f"--data.root={tmp_path / 'none'}"])
+    assert result.returncode == 2
+    assert "vmp-lightning: error: missing:" in result.stderr and "Traceback" not in result.stderr
+    assert "expected layout" in result.stderr

@@ -52,7 +52,8 @@ def check_videos(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="vmp-lightning check-videos", description=check_videos.__doc__)
     parser.add_argument("--out", default="video_check.csv", help="CSV file for all rows")
     args, rest = parser.parse_known_args(argv)
-    cli = build_cli([*rest, "--trainer.logger=false"], run=False)
+    # Missing files are to be listed, not to stop the check.
+    cli = build_cli([*rest, "--data.init_args.on_bad_video=skip", "--trainer.logger=false"], run=False)
     results = check_datamodule(cli.datamodule)
     print(write_report(results, args.out))
     if any(r.status != "ok" for r in results):

@@ -27,6 +27,9 @@ class Annotations:
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.missing = sorted(set(self.missing))  # a list may serve several splits
+
 
 def require(paths: dict[str, Path], layout: str) -> None:
     """Raise one error listing every missing path, with the expected layout."""
@@ -242,7 +245,7 @@ def read_mpii_cooking2(root: str | Path, camera: str = "cam-002", video_suffix: 
             for k, start, end in by_file[file_name]:
                 records.append(VideoRecord(str(path), k, f"{file_name}_{start}", start, end))
         splits[which] = _split_existing(records, missing)
-    return Annotations(splits, class_names, sorted(set(missing)), notes)
+    return Annotations(splits, class_names, missing, notes)
 
 
 # --- generic lists --------------------------------------------------------------------------------------------

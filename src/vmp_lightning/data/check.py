@@ -62,7 +62,6 @@ def check_datamodule(datamodule: VideoDataModule) -> list[VideoCheck]:
     """Every record of every split, including the ones the annotation lists but the disk lacks."""
     from dataclasses import replace
 
-    datamodule.on_bad_video = "skip"  # collect missing files instead of stopping at them
     datamodule.setup()
     results = []
     missing = getattr(getattr(datamodule, "annotations", None), "missing", [])
