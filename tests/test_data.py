@@ -151,7 +151,9 @@ def test_vmp_switch_samples_one_more_frame(synthetic_root):
         module.setup("fit")
     assert base.frames_per_clip == 8 and vmp.frames_per_clip == 9
     batch = next(iter(vmp.train_dataloader()))
-    assert batch["video"].shape == (4, 3, 9, 32, 32) and batch["video"].dtype == torch.float32
+    assert batch["video"].shape == (4, 3, 9, 32, 32) and batch["video"].dtype == torch.uint8
+    normalised = vmp.on_after_batch_transfer(batch, 0)["video"]
+    assert normalised.dtype == torch.float32 and normalised.shape == (4, 3, 9, 32, 32)
     assert next(iter(base.val_dataloader()))["video"].shape[2] == 8
     assert {len(base.records[s]) for s in ("train", "val", "test")} == {24, 8, 12}
     assert base.num_classes == 4 and base.class_names[:2] == ["right", "left"]
@@ -163,21 +165,24 @@ def test_eval_clips_are_deterministic_and_normalised(synthetic_root):
     dataset = module.dataset("test")
     first, again = dataset[0], dataset[0]
     torch.testing.assert_close(first["video"], again["video"])
-    video = first["video"]
+    video = module.normalize(first["video"])
     pixels = video * torch.tensor(module.normalization.std).view(3, 1, 1, 1) + torch.tensor(
         module.normalization.mean
     ).view(3, 1, 1, 1)
     assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+    torch.testing.assert_close(pixels * 255, first["video"].float(), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="uint8"):
+        module.normalize(video)
     assert first["video_id"] == module.records["test"][0].video_id and first["label"] == 0
 
 
 def test_transform_output_layout():
     frames = torch.randint(0, 256, (5, 40, 60, 3), dtype=torch.uint8)
-    out = eval_transform(32, 36, (0.5,) * 3, (0.25,) * 3)(frames)
+    out = eval_transform(32, 36)(frames)
     assert out.shape == (3, 5, 32, 32)
-    assert train_transform(32, (36, 40), (0.5,) * 3, (0.25,) * 3, flip=True)(frames).shape == (3, 5, 32, 32)
+    assert train_transform(32, (36, 40), flip=True)(frames).shape == (3, 5, 32, 32)
     with pytest.raises(ValueError, match="crop_size"):
-        train_transform(64, (32, 40), (0.5,) * 3, (0.25,) * 3, flip=True)
+        train_transform(64, (32, 40), flip=True)
 
 
 def test_missing_and_corrupt_videos_name_the_file(tmp_path):

@@ -94,8 +94,8 @@ def test_views_are_spread_evenly_and_not_from_frame_zero():
 def test_three_spatial_crops_cover_left_centre_right():
     frames = torch.zeros(2, 32, 96, 3, dtype=torch.uint8)
     frames[..., 0] = torch.arange(96, dtype=torch.uint8)  # red grows from left to right
-    transform = eval_transform(32, 32, (0.0,) * 3, (1.0,) * 3, num_crops=3)
-    reds = [transform(frames, crop)[0].mean().item() * 255 for crop in range(3)]
+    transform = eval_transform(32, 32, num_crops=3)
+    reds = [transform(frames, crop)[0].float().mean().item() for crop in range(3)]
     assert reds[0] == pytest.approx(15.5, abs=0.6) and reds[1] == pytest.approx(47.5, abs=0.6)
     assert reds[2] == pytest.approx(79.5, abs=0.6)
 
@@ -103,14 +103,14 @@ def test_three_spatial_crops_cover_left_centre_right():
 def test_eval_dataset_items_are_views_times_crops_and_tagged(tmp_path):
     paths = [ramp_video(tmp_path / f"v{i}.mp4", frames=30) for i in range(2)]
     records = [VideoRecord(str(p), i, f"video{i}") for i, p in enumerate(paths)]
-    transform = eval_transform(32, 32, (0.0,) * 3, (1.0,) * 3, num_crops=3)
+    transform = eval_transform(32, 32, num_crops=3)
     dataset = ClipDataset(records, 4, 2, transform, train=False, num_views=2, num_crops=3)
     assert len(dataset) == 2 * 2 * 3
     items = [dataset[i] for i in range(len(dataset))]
     assert [(it["video_id"], it["view"]) for it in items[:6]] == [("video0", v) for v in range(6)]
     assert items[6]["video_id"] == "video1" and items[6]["label"] == 1
     # temporal view 0 lies before temporal view 1
-    first, second = items[0]["video"].mean(dim=(0, 2, 3)), items[3]["video"].mean(dim=(0, 2, 3))
+    first, second = items[0]["video"].float().mean(dim=(0, 2, 3)), items[3]["video"].float().mean(dim=(0, 2, 3))
     assert torch.all(second > first)
 
 

@@ -24,7 +24,7 @@ from vmp_lightning.data.synthetic import (
     generate,
     render_video,
 )
-from vmp_lightning.data.transforms import eval_transform, train_transform
+from vmp_lightning.data.transforms import Normalizer, eval_transform, train_transform
 from vmp_lightning.data.video import (
     VideoDecodeError,
     VideoReader,
@@ -46,6 +46,7 @@ __all__ = [
     "HMDB51DataModule",
     "MPIICooking2DataModule",
     "Normalization",
+    "Normalizer",
     "SyntheticMotionDataModule",
     "SyntheticMotionSpec",
     "VideoDataModule",

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vmp_lightning.data.dataset import ClipDataset, OnBadVideo
-from vmp_lightning.data.transforms import eval_transform, train_transform
+from vmp_lightning.data.transforms import Normalizer, eval_transform, train_transform
 from vmp_lightning.data.video import Backend, VideoRecord
 from vmp_lightning.prompt import ChannelOrder
 
@@ -76,6 +76,7 @@ class VideoDataModule(L.LightningDataModule):
         self.num_frames, self.extra_frames, self.stride, self.target_fps = num_frames, extra_frames, stride, target_fps
         self.crop_size, self.short_side, self.flip = crop_size, tuple(short_side), flip
         self.normalization = Normalization(tuple(mean), tuple(std), "rgb")  # every backend decodes to RGB
+        self.normalize = Normalizer(mean, std)
         self.test_views, self.test_crops = test_views, test_crops
         self.backend, self.on_bad_video = backend, on_bad_video
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -104,14 +105,20 @@ class VideoDataModule(L.LightningDataModule):
             if split not in self.records:
                 self.records[split] = self.load_records(split)
 
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Loaders deliver uint8 clips (a quarter of the bytes); they are normalised here, on the device."""
+        if isinstance(batch, dict) and batch.get("video") is not None and batch["video"].dtype == torch.uint8:
+            batch["video"] = self.normalize(batch["video"])
+        return batch
+
     def dataset(self, split: str) -> ClipDataset:
-        norm = self.normalization
+        """Items hold uint8 ``C x T x H x W`` clips; `normalize` (applied after transfer) makes them floats."""
         train = split == "train"
         views, crops = (self.test_views, self.test_crops) if split == "test" else (1, 1)
         if train:
-            transform = train_transform(self.crop_size, self.short_side, norm.mean, norm.std, self.flip)
+            transform = train_transform(self.crop_size, self.short_side, self.flip)
         else:
-            transform = eval_transform(self.crop_size, self.short_side[0], norm.mean, norm.std, crops)
+            transform = eval_transform(self.crop_size, self.short_side[0], crops)
         return ClipDataset(
             self.records[split],
             self.frames_per_clip,

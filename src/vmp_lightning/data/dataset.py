@@ -19,7 +19,7 @@ OnBadVideo = Literal["raise", "skip"]
 class ClipDataset(Dataset):
     """Training: one random clip per record. Evaluation: ``num_views x num_crops`` clips per record.
 
-    Each item is ``{"video": C x T x H x W float, "label", "video_id", "view", "index", "bad_video"}``: ``view``
+    Each item is ``{"video": C x T x H x W uint8, "label", "video_id", "view", "index", "bad_video"}``: ``view``
     numbers the clip within its video (temporal view * num_crops + crop), ``index`` is the record's position,
     ``bad_video`` is ``""`` or ``"<path>: <reason>"`` when the record could not be read and, with
     ``on_bad_video="skip"``, the next readable record of the split stood in for it.

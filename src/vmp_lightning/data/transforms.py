@@ -1,57 +1,84 @@
-"""Clip transforms (torchvision.transforms.v2): uint8 frames -> normalised float ``C x T x H x W``."""
+"""Clip transforms on torchvision.transforms.v2 functionals: uint8 ``T x H x W x C`` frames -> uint8
+``C x T x H x W`` crops; `Normalizer` turns a batch of them into normalised floats.
+
+Loader workers hand over uint8 crops, a quarter of the bytes of float ones, and the data module normalises after
+the batch reached its device (`VideoDataModule.on_after_batch_transfer`): measured in
+benchmarks/loader_throughput.py, this is what brings the loader to the raw decoder's speed. The functionals are
+used rather than a `v2.Compose`, whose overhead cost more than the resizing itself, and training cuts its window
+from the source frames before resizing, so it resizes far fewer pixels.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
-from torchvision import tv_tensors
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 
-def train_transform(
-    crop_size: int, short_side: tuple[int, int], mean: Sequence[float], std: Sequence[float], flip: bool
-) -> Callable[[Tensor], Tensor]:
-    """Short side jittered in ``short_side``, random crop, optional horizontal flip, normalise.
-    Input ``T x H x W x C`` uint8, output ``C x T x H x W`` float32."""
+class Normalizer:
+    """uint8 clips ``... x C x T x H x W`` -> float32 ``(x / 255 - mean) / std`` per channel, on their device."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.scale = torch.tensor([1 / (255 * s) for s in std]).view(3, 1, 1, 1)
+        self.shift = torch.tensor([m / s for m, s in zip(mean, std, strict=True)]).view(3, 1, 1, 1)
+
+    def __call__(self, video: Tensor) -> Tensor:
+        if video.dtype != torch.uint8:
+            raise ValueError(f"Normalizer expects uint8 clips, got {video.dtype}")
+        scale, shift = self.scale.to(video.device), self.shift.to(video.device)
+        return video.to(torch.float32).mul_(scale).sub_(shift)
+
+
+def _channels_first(video: Tensor) -> Tensor:
+    """``T x C x H x W`` -> contiguous ``C x T x H x W``."""
+    return video.permute(1, 0, 2, 3).contiguous()
+
+
+def train_transform(crop_size: int, short_side: tuple[int, int], flip: bool) -> Callable[[Tensor], Tensor]:
+    """Short side resized to a random value in ``short_side``, a random ``crop_size`` square, an optional
+    horizontal flip. The square is cut from the source frames and then resized, which is the same crop up to
+    sub-pixel alignment and resizes far fewer pixels."""
     low, high = _check_sizes(crop_size, short_side)
-    steps = [v2.RandomShortestSize(min_size=list(range(low, high + 1)), antialias=True), v2.RandomCrop(crop_size)]
-    if flip:
-        steps.append(v2.RandomHorizontalFlip())
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))]
-    pipeline = v2.Compose(steps)
 
     def apply(frames: Tensor) -> Tensor:
-        video = tv_tensors.Video(frames.permute(0, 3, 1, 2))  # T x C x H x W, the layout v2 expects
-        return pipeline(video).as_subclass(Tensor).permute(1, 0, 2, 3).contiguous()
+        video = frames.permute(0, 3, 1, 2)  # T x C x H x W, the layout the functionals expect
+        height, width = video.shape[-2:]
+        scale = int(torch.randint(low, high + 1, ())) / min(height, width)
+        resized_h, resized_w = max(round(height * scale), crop_size), max(round(width * scale), crop_size)
+        top = int(torch.randint(0, resized_h - crop_size + 1, ()))
+        left = int(torch.randint(0, resized_w - crop_size + 1, ()))
+        step_y, step_x = height / resized_h, width / resized_w
+        y0, x0 = math.floor(top * step_y), math.floor(left * step_x)
+        box_h = min(max(round(crop_size * step_y), 1), height - y0)
+        box_w = min(max(round(crop_size * step_x), 1), width - x0)
+        video = F.resize(F.crop(video, y0, x0, box_h, box_w), [crop_size, crop_size], antialias=True)
+        if flip and torch.rand(()) < 0.5:
+            video = video.flip(-1)
+        return _channels_first(video)
 
     return apply
 
 
-def eval_transform(
-    crop_size: int, short_side: int, mean: Sequence[float], std: Sequence[float], num_crops: int = 1
-) -> Callable[[Tensor, int], Tensor]:
+def eval_transform(crop_size: int, short_side: int, num_crops: int = 1) -> Callable[[Tensor, int], Tensor]:
     """Short side resized to ``short_side``, then spatial crop ``crop`` of ``num_crops`` (1: centre; 3: start,
-    centre and end of the long side, as in SlowFast / TimeSformer testing), normalise."""
+    centre and end of the long side, as in SlowFast / TimeSformer testing)."""
     _check_sizes(crop_size, (short_side, short_side))
     if num_crops not in (1, 3):
         raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
-    finish = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))])
 
     def apply(frames: Tensor, crop: int = 0) -> Tensor:
-        video = F.resize(tv_tensors.Video(frames.permute(0, 3, 1, 2)), [short_side], antialias=True)
+        video = F.resize(frames.permute(0, 3, 1, 2), [short_side], antialias=True)
         height, width = video.shape[-2:]
         top, left = (height - crop_size) // 2, (width - crop_size) // 2
-        if num_crops == 3:
-            offset = [0, None, -1][crop]
-            if offset is not None and width >= height:
-                left = 0 if offset == 0 else width - crop_size
-            elif offset is not None:
-                top = 0 if offset == 0 else height - crop_size
-        video = F.crop(video, top, left, crop_size, crop_size)
-        return finish(video).as_subclass(Tensor).permute(1, 0, 2, 3).contiguous()
+        if num_crops == 3 and crop != 1:
+            if width >= height:
+                left = 0 if crop == 0 else width - crop_size
+            else:
+                top = 0 if crop == 0 else height - crop_size
+        return _channels_first(F.crop(video, top, left, crop_size, crop_size))
 
     return apply
 

@@ -1,0 +1,157 @@
+"""Training-loader throughput, side by side in one run (clips per second, 2 workers, 8+1 frames, 224 crops).
+
+  - raw decoder: the same frame indices decoded with decord in 2 DataLoader workers, nothing else (the limit);
+  - ours: `ClipDataset` with the training transforms (short side 256-320, random 224 crop, flip), uint8 batches
+    normalised after transfer to the device (free on a GPU); also with that normalisation done on this CPU;
+  - pytorchvideo: `LabeledVideoDataset` with its decord decoder and a random clip sampler of the same duration,
+    then the same transforms (uniform subsampling to 9 frames done here: pytorchvideo.transforms does not import
+    with current torchvision).
+The videos are synthetic 320 x 240, 30 fps, 4 s clips in H.264 (key frame every 8 frames), written once.
+
+    python benchmarks/loader_throughput.py [--videos 48] [--epochs 2] [--out benchmarks/results/loader_throughput]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vmp_lightning.data import ClipDataset, VideoRecord, open_video, read_frames, sample_clip_indices, write_video
+from vmp_lightning.data.transforms import Normalizer, train_transform
+
+FRAMES, STRIDE, FPS, SECONDS = 9, 8, 30, 4
+MEAN, STD = (0.45,) * 3, (0.225,) * 3
+
+
+def make_videos(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"video_{i:03d}.mp4"
+        if not path.is_file():
+            rng = np.random.default_rng(i)
+            base = rng.integers(0, 256, size=(30, 40, 3)).repeat(8, 0).repeat(8, 1)
+            frames = np.stack([np.roll(base, 3 * t, axis=1) for t in range(SECONDS * FPS)]).astype(np.uint8)
+            write_video(path, frames, fps=FPS, crf=23, gop=8)
+        paths.append(path)
+    return paths
+
+
+class RawDecode(Dataset):
+    """Only decoding: the same random windows as ours, no resizing, cropping or normalising."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        reader = open_video(self.paths[index])
+        rng = np.random.default_rng(int(torch.randint(2**62, ())))
+        indices = sample_clip_indices(len(reader), FRAMES, STRIDE, rng, fps=reader.fps, target_fps=FPS)
+        return torch.from_numpy(read_frames(reader, indices))
+
+
+def pytorchvideo_loader(paths: list[Path], batch_size: int, workers: int) -> DataLoader:
+    from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
+
+    transform = train_transform(224, (256, 320), flip=True)
+    normalize = Normalizer(MEAN, STD)
+    duration = ((FRAMES - 1) * STRIDE + 1) / FPS
+
+    def apply(sample: dict) -> dict:
+        video = sample["video"]  # C x T x H x W float in [0, 255], every decoded frame of the window
+        keep = torch.linspace(0, video.shape[1] - 1, FRAMES).round().long()
+        frames = video[:, keep].permute(1, 2, 3, 0).to(torch.uint8)  # T x H x W x C, as our transform takes
+        return {"video": normalize(transform(frames)), "label": sample["label"]}
+
+    dataset = LabeledVideoDataset(
+        [(str(p), {"label": 0}) for p in paths],
+        make_clip_sampler("random", duration),
+        transform=apply,
+        decode_audio=False,
+        decoder="decord",
+    )
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+
+
+def clips_per_second(loader: DataLoader, epochs: int, after=None) -> float:
+    """Clips per second delivered by ``loader`` (and passed through ``after`` in this process, if given)."""
+    count, start = 0, None
+    for _ in range(epochs + 1):
+        for batch in loader:
+            video = batch["video"] if isinstance(batch, dict) else batch
+            if after is not None:
+                video = after(video)
+            if start is None:  # the first batch pays for worker start-up
+                start = time.perf_counter()
+                continue
+            count += video.shape[0]
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=48)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--cache", default=str(Path.home() / ".cache" / "vmp-lightning" / "bench-videos"))
+    parser.add_argument("--out", default="benchmarks/results/loader_throughput")
+    args = parser.parse_args()
+    paths = make_videos(Path(args.cache), args.videos)
+    records = [VideoRecord(str(p), 0, p.stem) for p in paths]
+    loader_args = {"batch_size": args.batch_size, "num_workers": args.workers, "shuffle": True}
+    ours = ClipDataset(records, FRAMES, STRIDE, train_transform(224, (256, 320), True), True, target_fps=FPS)
+    results = {
+        "raw decoder": clips_per_second(DataLoader(RawDecode(paths), **loader_args), args.epochs),
+        "ours (uint8 batches, normalised on the device)": clips_per_second(
+            DataLoader(ours, **loader_args), args.epochs
+        ),
+        "ours + normalising on this CPU": clips_per_second(
+            DataLoader(ours, **loader_args), args.epochs, Normalizer(MEAN, STD)
+        ),
+        "pytorchvideo": clips_per_second(pytorchvideo_loader(paths, args.batch_size, args.workers), args.epochs),
+    }
+    ours_rate = results["ours (uint8 batches, normalised on the device)"]
+    summary = {
+        "ours / raw decoder": ours_rate / results["raw decoder"],
+        "ours / pytorchvideo": ours_rate / results["pytorchvideo"],
+        "ours normalising on the CPU / pytorchvideo": results["ours + normalising on this CPU"]
+        / results["pytorchvideo"],
+    }
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "workers": args.workers,
+        "torch": torch.__version__,
+        "videos": f"{args.videos} x {SECONDS} s, 320x240, {FPS} fps, H.264 gop 8",
+        "clip": f"{FRAMES} frames, stride {STRIDE}, 224 crop, batch {args.batch_size}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"machine": machine, "clips_per_s": results, **summary}, indent=2))
+    lines = [
+        f"Training loader throughput, {machine['clip']}, {args.workers} workers, {machine['videos']}, "
+        f"torch {machine['torch']}, {machine['date']}",
+        "",
+        "| loader | clips/s |",
+        "|---|---|",
+        *(f"| {name} | {value:.1f} |" for name, value in results.items()),
+        "",
+        *(f"- {key}: {value:.2f}" for key, value in summary.items()),
+    ]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
