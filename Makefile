@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test test-all demo lint format bench clean
+.PHONY: install test demo lint format bench clean
 
 install: $(STAMP)
 
@@ -21,9 +21,6 @@ $(STAMP): pyproject.toml constraints.txt
 test: install
 	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc
 
-test-all: install
-	$(BIN)/python -m pytest -q -m "slow or not slow"
-
 demo: install
 	$(BIN)/vmp-lightning demo
 
@@ -37,6 +34,7 @@ format: install
 
 bench: install
 	$(BIN)/python benchmarks/prompt_cost.py
+	$(BIN)/python benchmarks/loader_throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
