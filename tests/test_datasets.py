@@ -24,8 +24,11 @@ from vmp_lightning.data import (
     read_hmdb51,
     read_mpii_cooking2,
     read_video_lists,
+    render_video,
+    write_video,
 )
 from vmp_lightning.data.prepare import cut_clip, prepare_finegym, prepare_hmdb51, prepare_mpii_cooking2
+from vmp_lightning.data.synthetic import SyntheticMotionSpec
 
 SMALL = dict(crop_size=32, short_side=(32, 36), num_frames=4, stride=1, batch_size=2, num_workers=0)
 
@@ -134,6 +137,23 @@ def test_prepare_finegym_cuts_subactions_from_raw_videos(finegym):
     reader = open_video(root / "subactions" / f"{ids[1]}.mp4")
     assert len(reader) == 11
     assert brightness_index(_as_tensor(read_frames(reader, [0, 10])), step=4) == [15, 25]
+
+
+def test_prepare_finegym_prefers_event_clips(finegym, tmp_path):
+    root, raw, info, ids = finegym
+    # frames that differ a lot from one to the next (noise, a moving object), so each is recognisable after
+    # two lossy encodings
+    spec = SyntheticMotionSpec(size=64, frames=60, noise_std=20.0)
+    write_video(raw / f"{YOUTUBE}.mp4", render_video(spec, 0, np.random.default_rng(0)), fps=10)
+    events = tmp_path / "events"
+    cut_clip(raw / f"{YOUTUBE}.mp4", events / f"{YOUTUBE}_E_000001_000005.mp4", 10, 49, None, gop=4)
+    report = prepare_finegym(info, events, root, short_side=None, gop=4)
+    assert report.written == 3 and not report.problems
+    reader = open_video(root / "subactions" / f"{ids[1]}.mp4")  # event frame 5 .. 15 = raw frame 15 .. 25
+    clip = read_frames(reader, [0, len(reader) - 1]).astype(int)
+    raw_frames = read_frames(open_video(raw / f"{YOUTUBE}.mp4"), list(range(60))).astype(int)
+    distance = np.abs(clip[:, None] - raw_frames[None]).mean(axis=(2, 3, 4))
+    assert len(reader) == 11 and distance.argmin(axis=1).tolist() == [15, 25]
 
 
 def _as_tensor(frames):

@@ -63,6 +63,18 @@ def test_classification_report_by_hand():
         classification_report(scores[:0], labels[:0], 6)
 
 
+def test_report_agrees_with_torchmetrics():
+    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
+
+    torch.manual_seed(0)
+    scores, labels = torch.randn(200, 7), torch.randint(0, 7, (200,))
+    report = classification_report(scores, labels, 7)
+    assert report.acc1 == pytest.approx(multiclass_accuracy(scores, labels, 7, average="micro").item())
+    assert report.acc5 == pytest.approx(multiclass_accuracy(scores, labels, 7, average="micro", top_k=5).item())
+    assert report.mean_class_acc == pytest.approx(multiclass_accuracy(scores, labels, 7, average="macro").item())
+    assert report.confusion == multiclass_confusion_matrix(scores, labels, 7).tolist()
+
+
 def test_prediction_dump_format(tmp_path):
     ids, labels, summed = aggregate_videos(clips())
     report = classification_report(summed, labels, 3)

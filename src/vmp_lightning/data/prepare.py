@@ -124,8 +124,9 @@ def prepare_hmdb51(root: str | Path, out: str | Path, **options) -> PrepareRepor
 def prepare_finegym(
     annotation: str | Path, videos: str | Path, root: str | Path, subset: str = "gym99", **options
 ) -> PrepareReport:
-    """Cut the sub-actions of the ``subset`` lists (in ``root/annotations``) from the raw videos
-    ``videos/<youtube id>.mp4`` into ``root/subactions/<subaction id>.mp4``.
+    """Cut the sub-actions of the ``subset`` lists (in ``root/annotations``) from the event clips
+    ``videos/<youtube id>_E_<start>_<end>.mp4`` when there is one, else from the raw videos
+    ``videos/<youtube id>.mp4``, into ``root/subactions/<subaction id>.mp4``.
 
     The annotation JSON (``finegym_annotation_info_v1.1.json``) holds, per video and event, the event's
     ``timestamps`` in seconds of the raw video and, per sub-action, ``segments[...]["timestamps"]`` in seconds
@@ -148,11 +149,15 @@ def prepare_finegym(
         except (KeyError, IndexError, TypeError):
             report.problems.append(f"{subaction_id}: not in {annotation}")
             continue
-        source = videos / f"{video_id}.mp4"
-        if source.is_file() and video_id not in fps_cache:
+        source = videos / f"{video_id}_{event}.mp4"
+        if source.is_file():
+            event_start = 0.0  # segment times are relative to the event, which this clip starts with
+        else:
+            source = videos / f"{video_id}.mp4"
+        if source.is_file() and str(source) not in fps_cache:
             with av.open(str(source)) as container:
-                fps_cache[video_id] = float(container.streams.video[0].average_rate or 25)
-        fps = fps_cache.get(video_id, 25.0)
+                fps_cache[str(source)] = float(container.streams.video[0].average_rate or 25)
+        fps = fps_cache.get(str(source), 25.0)
         start = int(np.floor((event_start + segments[0][0]) * fps))
         end = int(np.ceil((event_start + segments[-1][1]) * fps))
         _cut(report, source, root / "subactions" / f"{subaction_id}.mp4", start, end, **options)
