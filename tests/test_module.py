@@ -53,8 +53,8 @@ def test_loss_is_cross_entropy_plus_lambda_v():
     loss, logged = run_training_step(model, data)
     logits, attention = model(data["video"])
     ce = nn.functional.cross_entropy(logits, data["label"])
-    variation = temporal_variation(attention)
-    assert attention.shape == (2, 8, 16, 16)
+    variation = temporal_variation(attention["input"])
+    assert attention["input"].shape == (2, 8, 16, 16)
     torch.testing.assert_close(loss, ce + 0.7 * variation)
     torch.testing.assert_close(logged["train/V"], variation)
     assert {"prompt/a", "prompt/b", "prompt/m", "prompt/n", "train/loss", "train/ce"} <= set(logged)
@@ -87,7 +87,7 @@ def test_baseline_has_no_prompt_and_takes_t_frames():
     model = tiny()
     assert model.prompt is None
     logits, attention = model(batch(8)["video"])
-    assert logits.shape == (2, 5) and attention is None
+    assert logits.shape == (2, 5) and attention == {}
 
 
 def test_bad_settings_are_clear():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator
 
 import lightning as L
@@ -61,6 +62,10 @@ class VideoClassifier(L.LightningModule):
         num_classes: linked from the data module by the CLI.
         vmp: put a `MotionPrompt` in front of the backbone. The CLI links this switch to the data module, which
             then samples T+1 frames.
+        vmp_sites: where the prompts go for backbones with several inputs (``SlowFast``: ``["slow"]``,
+            ``["fast"]`` or ``["slow", "fast"]``, the three VMP rows of Table 2); None = all of the backbone's
+            sites (the input, for single-input backbones).
+        share_prompt: one set of (m, n) for all sites instead of one per site.
         pn: the prompt's PN function (default: the paper's learnable sigmoid).
         lambda_v: weight of the temporal attention variation V in the loss; 0 skips computing V.
         v_normalization: how V is normalised (see `temporal_variation`).
@@ -85,6 +90,8 @@ class VideoClassifier(L.LightningModule):
         backbone: Callable[[int], nn.Module],
         num_classes: int,
         vmp: bool = False,
+        vmp_sites: list[str] | None = None,
+        share_prompt: bool = False,
         pn: PowerNorm | None = None,
         lambda_v: float = 0.0,
         v_normalization: VNormalization = "mean",
@@ -109,7 +116,12 @@ class VideoClassifier(L.LightningModule):
         if lambda_v > 0 and not vmp:
             raise ValueError(f"lambda_v={lambda_v} weights the motion prompt's V term, but vmp is off")
         self.backbone = backbone(num_classes)
-        self.prompt: MotionPrompt | None = None
+        sites = tuple(getattr(self.backbone, "prompt_sites", ("input",)))
+        chosen = list(sites if vmp_sites is None else vmp_sites)
+        if not set(chosen) <= set(sites) or not chosen:
+            raise ValueError(f"vmp_sites must be a non-empty subset of {list(sites)} for this backbone, got {chosen}")
+        self.prompts = nn.ModuleDict()  # the distinct prompt layers; self.site_prompts maps sites onto them
+        self.site_prompts: dict[str, MotionPrompt] = {}
         if vmp:
             if normalization is None:
                 raise ValueError(
@@ -117,7 +129,10 @@ class VideoClassifier(L.LightningModule):
                     "the CLI links it from the data module, in Python pass normalization=datamodule.normalization"
                 )
             order = "bgr" if reference_luma else normalization.channel_order
-            self.prompt = MotionPrompt(normalization.mean, normalization.std, order, pn)
+            for site in ["shared"] if share_prompt and len(chosen) > 1 else chosen:
+                layer_pn = copy.deepcopy(pn) if pn is not None and site != chosen[0] else pn
+                self.prompts[site] = MotionPrompt(normalization.mean, normalization.std, order, layer_pn)
+            self.site_prompts = {site: self.prompts["shared" if "shared" in self.prompts else site] for site in chosen}
         self.lambda_v, self.v_normalization = lambda_v, v_normalization
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.head_name = head or find_head(self.backbone, num_classes)
@@ -135,8 +150,7 @@ class VideoClassifier(L.LightningModule):
         self.backbone.requires_grad_(backbone)
         for p in self._head_parameters():
             p.requires_grad_(head)
-        if self.prompt is not None:
-            self.prompt.requires_grad_(prompt)
+        self.prompts.requires_grad_(prompt)
         self._frozen_body = not backbone
 
     def train(self, mode: bool = True) -> VideoClassifier:
@@ -148,7 +162,7 @@ class VideoClassifier(L.LightningModule):
         return self
 
     def configure_optimizers(self):
-        prompt_params = [p for p in self.prompt.parameters() if p.requires_grad] if self.prompt is not None else []
+        prompt_params = [p for p in self.prompts.parameters() if p.requires_grad]
         prompt_ids = {id(p) for p in prompt_params}
         other = [p for p in self.parameters() if p.requires_grad and id(p) not in prompt_ids]
         groups: list[dict] = [{"params": other, "name": "backbone"}]
@@ -165,12 +179,22 @@ class VideoClassifier(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer)}}
 
     # --- forward and loss -------------------------------------------------------------------------------------
-    def forward(self, clip: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Logits and the prompt's attention maps (None without a prompt)."""
-        if self.prompt is None:
-            return self.backbone(clip), None
-        prompts, attention = self.prompt(clip)
-        return self.backbone(prompts), attention
+    @property
+    def prompt(self) -> MotionPrompt | None:
+        """The prompt layer when there is exactly one (None without VMPs)."""
+        layers = list(self.prompts.values())
+        if len(layers) > 1:
+            raise RuntimeError("this model has one prompt per site: use model.prompts[site]")
+        return layers[0] if layers else None
+
+    def forward(self, clip: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Logits and the attention maps of each prompted site (empty without VMPs)."""
+        if hasattr(self.backbone, "prompt_sites"):
+            return self.backbone(clip, self.site_prompts)
+        if not self.site_prompts:
+            return self.backbone(clip), {}
+        prompts, attention = self.site_prompts["input"](clip)
+        return self.backbone(prompts), {"input": attention}
 
     def _loss(self, batch: dict, stage: str) -> tuple[Tensor, Tensor]:
         """Logits and ``CE + lambda_v * V`` of a batch, logging the loss terms and the videos that were skipped."""
@@ -180,8 +204,8 @@ class VideoClassifier(L.LightningModule):
         loss = ce
         train = stage == "train"
         log = {"on_step": train, "on_epoch": True, "batch_size": labels.shape[0], "sync_dist": not train}
-        if attention is not None and self.lambda_v > 0:
-            variation = temporal_variation(attention, self.v_normalization)
+        if attention and self.lambda_v > 0:
+            variation = sum(temporal_variation(maps, self.v_normalization) for maps in attention.values())
             loss = ce + self.lambda_v * variation
             self.log(f"{stage}/V", variation, **log)
         self.log(f"{stage}/ce", ce, **log)
@@ -204,9 +228,10 @@ class VideoClassifier(L.LightningModule):
         logits, loss = self._loss(batch, "train")
         self.train_metrics.update(logits.detach(), batch["label"])
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=batch["label"].shape[0])
-        if self.prompt is not None:  # the same on every rank: parameters are synchronised
-            for name, value in self.prompt.log_values().items():
-                self.log(f"prompt/{name}", value, on_step=True, on_epoch=False, batch_size=1)
+        for site, layer in self.prompts.items():  # the same on every rank: parameters are synchronised
+            prefix = "prompt/" if len(self.prompts) == 1 else f"prompt/{site}/"
+            for name, value in layer.log_values().items():
+                self.log(f"{prefix}{name}", value, on_step=True, on_epoch=False, batch_size=1)
         for group in self.optimizers().param_groups:
             self.log(f"lr/{group.get('name', 'group')}", group["lr"], on_step=True, on_epoch=False, batch_size=1)
         return loss
