@@ -2,5 +2,6 @@
 
 from vmp_lightning.backbones.slowfast import SlowFast
 from vmp_lightning.backbones.small import X3D, TinyVideoCNN
+from vmp_lightning.backbones.timesformer import TimeSformer
 
-__all__ = ["X3D", "SlowFast", "TinyVideoCNN"]
+__all__ = ["X3D", "SlowFast", "TimeSformer", "TinyVideoCNN"]
