@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from vmp_lightning.backbones.checkpoints import load_weights
 from vmp_lightning.data.datamodule import Normalization
 from vmp_lightning.evaluation import Aggregation, ClipScores, aggregate_videos, classification_report, write_predictions
 from vmp_lightning.loggers import run_directory
@@ -78,6 +79,10 @@ class VideoClassifier(L.LightningModule):
         train_backbone, train_head, train_prompt: what is trained (frozen parts keep their BatchNorm statistics).
         head: module name of the classifier head inside the backbone (found automatically when None).
         aggregation: how the views of a test video are combined (``sum_logits`` or ``mean_softmax``).
+        init_checkpoint: weights to start from (path or URL): a pytorchvideo / PySlowFast / TimeSformer ``.pyth``,
+            timm ViT weights, a state dict, or a checkpoint of this project (then the prompts are loaded too).
+            A head of another size is re-initialised; the load report is printed and logged.
+        checkpoint_min_match: fraction of the parameters the checkpoint must fill, else it is an error.
 
     Validation and test are evaluated exactly, also under DDP: clip scores are gathered from every rank and each
     ``(video_id, view)`` counted once. Both report clip- and video-level top-1 / top-5 and mean-class accuracy;
@@ -106,6 +111,8 @@ class VideoClassifier(L.LightningModule):
         train_prompt: bool = True,
         head: str | None = None,
         aggregation: Aggregation = "sum_logits",
+        init_checkpoint: str | None = None,
+        checkpoint_min_match: float = 0.5,
     ) -> None:
         super().__init__()
         # Under LightningCLI every argument is saved as its config, so `--ckpt_path` and `load_from_checkpoint`
@@ -133,6 +140,9 @@ class VideoClassifier(L.LightningModule):
                 layer_pn = copy.deepcopy(pn) if pn is not None and site != chosen[0] else pn
                 self.prompts[site] = MotionPrompt(normalization.mean, normalization.std, order, layer_pn)
             self.site_prompts = {site: self.prompts["shared" if "shared" in self.prompts else site] for site in chosen}
+        self.checkpoint_report = load_weights(self, init_checkpoint, checkpoint_min_match) if init_checkpoint else None
+        if self.checkpoint_report is not None:
+            rank_zero_info(self.checkpoint_report.summary())
         self.lambda_v, self.v_normalization = lambda_v, v_normalization
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.head_name = head or find_head(self.backbone, num_classes)
@@ -141,6 +151,11 @@ class VideoClassifier(L.LightningModule):
         self.train_metrics = accuracy_metrics(num_classes, "train/")
         self.eval_scores = {"val": ClipScores(), "test": ClipScores()}
         self.reported_bad_videos: set[str] = set()
+
+    def on_fit_start(self) -> None:
+        if self.checkpoint_report is not None and self.logger is not None:
+            counts = {f"init_checkpoint/{k}": v for k, v in self.checkpoint_report.counts().items()}
+            self.logger.log_hyperparams({**counts, "init_checkpoint/fraction": self.checkpoint_report.fraction})
 
     # --- parameters -------------------------------------------------------------------------------------------
     def _head_parameters(self) -> Iterator[nn.Parameter]:
