@@ -88,8 +88,16 @@ def load_weights(model: nn.Module, source: str | Path, min_match: float = 0.5) -
     own = model.state_dict()
     state = align_keys(read_state_dict(source), set(own))
     report = LoadReport(str(source))
-    if hasattr(model, "adapt_state_dict"):
-        state, report.reshaped = model.adapt_state_dict(state)
+    for name, module in model.named_modules():  # modules that resize entries (embeddings) to their own size
+        if hasattr(module, "adapt_state_dict"):
+            prefix = f"{name}." if name else ""
+            part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            part, reshaped = module.adapt_state_dict(part)
+            state = {
+                **{k: v for k, v in state.items() if not k.startswith(prefix)},
+                **{prefix + k: v for k, v in part.items()},
+            }
+            report.reshaped += [prefix + k for k in reshaped]
     usable = {}
     for key, value in state.items():
         if key not in own:
@@ -98,7 +106,11 @@ def load_weights(model: nn.Module, source: str | Path, min_match: float = 0.5) -
             report.reinitialised.append(key)
         else:
             usable[key] = value
-    report.loaded = sorted(usable)
+    report.loaded, report.reinitialised, report.unexpected = (
+        sorted(usable),
+        sorted(report.reinitialised),
+        sorted(report.unexpected),
+    )
     report.missing = sorted(k for k in own if k not in usable and k not in report.reinitialised)
     parameter_keys = {name for name, _ in model.named_parameters()}
     total = sum(own[k].numel() for k in parameter_keys) or 1

@@ -1,0 +1,254 @@
+"""The paper's backbones with the prompt in front: shapes, the T+1 rule per pathway, bf16, checkpoint formats."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vmp_lightning.backbones import X3D, SlowFast, TimeSformer, TinyVideoCNN, TorchvisionVideo
+from vmp_lightning.backbones.checkpoints import CheckpointMismatchError, load_weights, read_state_dict
+from vmp_lightning.backbones.timesformer import resize_pos_embed, resize_time_embed
+from vmp_lightning.data import Normalization
+from vmp_lightning.module import VideoClassifier
+from vmp_lightning.prompt import LearnableSigmoid
+
+NORM = Normalization((0.45,) * 3, (0.225,) * 3)
+TINY = {
+    "tiny_cnn": lambda k: TinyVideoCNN(k, width=4),
+    "x3d": lambda k: X3D(k, width_factor=1.0, depth_factor=0.5, head_dim=32, dropout=0.0),
+    "slowfast": lambda k: SlowFast(k, width=8, dropout=0.0),
+    "timesformer": lambda k: TimeSformer(
+        k, num_frames=8, img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4
+    ),
+    "torchvision_r3d": lambda k: TorchvisionVideo(k, "r3d_18"),
+}
+
+
+def classifier(name: str, **kwargs) -> VideoClassifier:
+    return VideoClassifier(TINY[name], num_classes=5, normalization=NORM, **kwargs)
+
+
+CASES = [(name, {}) for name in TINY] + [(name, {"vmp": True}) for name in TINY]
+CASES += [("slowfast", {"vmp": True, "vmp_sites": sites}) for sites in (["slow"], ["fast"])]
+CASES += [("slowfast", {"vmp": True, "share_prompt": True})]
+
+
+@pytest.mark.parametrize(("name", "settings"), CASES, ids=[f"{n}-{s}" for n, s in CASES])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_forward_backward(name, settings, dtype):
+    torch.manual_seed(0)
+    model = classifier(name, lambda_v=0.1 if settings.get("vmp") else 0.0, **settings)
+    frames = 8 + (1 if settings.get("vmp") else 0)
+    clip = torch.randn(2, 3, frames, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        logits, attention = model(clip)
+        loss = nn.functional.cross_entropy(logits.float(), torch.tensor([0, 3]))
+    loss.backward()
+    assert logits.shape == (2, 5) and torch.isfinite(loss)
+    sites = settings.get("vmp_sites", ["slow", "fast"] if name == "slowfast" else ["input"])
+    assert set(attention) == (set(sites) if settings.get("vmp") else set())
+    for site, maps in attention.items():
+        expected = {"slow": 2, "fast": 8, "input": 8}[site]
+        assert maps.shape == (2, expected, 32, 32) and maps.dtype == torch.float32
+    for layer in model.prompts.values():
+        assert layer.pn.m.grad is not None and torch.isfinite(layer.pn.m.grad)
+    if settings.get("share_prompt"):
+        assert len(model.prompts) == 1 and model.site_prompts["slow"] is model.site_prompts["fast"]
+    elif name == "slowfast" and settings.get("vmp"):
+        assert len(model.prompts) == len(sites)
+
+
+def test_vmp_sites_are_checked():
+    with pytest.raises(ValueError, match="vmp_sites must be a non-empty subset"):
+        classifier("slowfast", vmp=True, vmp_sites=["input"])
+    with pytest.raises(ValueError, match="vmp_sites"):
+        classifier("tiny_cnn", vmp=True, vmp_sites=["slow"])
+    with pytest.raises(RuntimeError, match="one prompt per site"):
+        classifier("slowfast", vmp=True).prompt  # noqa: B018
+
+
+class Recorder(nn.Module):
+    """Stands in for the SlowFast network to see which frames reach each pathway."""
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        self.seen = [x.clone() for x in inputs]
+        return torch.zeros(inputs[0].shape[0], 5)
+
+
+def frame_numbered_clip(frames: int) -> torch.Tensor:
+    """Frame f holds the value f everywhere (a normalised clip, so prompts scale it)."""
+    return torch.arange(frames, dtype=torch.float32).view(1, 1, frames, 1, 1).expand(1, 3, frames, 4, 4).clone()
+
+
+@pytest.mark.parametrize(
+    ("sites", "slow_frames", "fast_frames"),
+    [
+        (None, [3, 7], list(range(8))),  # baseline: 8 frames, slow = last of each group of alpha
+        (["slow"], [4, 8], list(range(1, 9))),  # 9 frames: both pathways see the same frames, shifted by one
+        (["fast"], [4, 8], list(range(1, 9))),
+        (["slow", "fast"], [4, 8], list(range(1, 9))),
+    ],
+)
+def test_slowfast_pathway_frames(sites, slow_frames, fast_frames):
+    backbone = SlowFast(5, width=8, alpha=4)
+    backbone.net = Recorder()
+    model = VideoClassifier(
+        lambda k: backbone,
+        num_classes=5,
+        vmp=sites is not None,
+        vmp_sites=sites,
+        normalization=NORM,
+        pn=LearnableSigmoid(init_m=0.0, init_n=-5.0),
+        head="net",
+    )
+    clip = frame_numbered_clip(9 if sites else 8)
+    _, attention = model(clip)
+    slow, fast = backbone.net.seen
+    assert slow.shape[2] == 2 and fast.shape[2] == 8
+    # with b < 0 and a positive difference every attention value is ~1, so a prompt keeps its frame's value
+    assert slow[0, 0, :, 0, 0].round().tolist() == slow_frames
+    assert fast[0, 0, :, 0, 0].round().tolist() == fast_frames
+    if sites and "slow" in sites:
+        assert attention["slow"].shape[1] == 2  # slow prompts from the slow pathway's own pairs (f0,f4), (f4,f8)
+    with pytest.raises(ValueError, match="alpha x T_slow"):
+        model(frame_numbered_clip(10 if sites else 9))
+
+
+def test_torchvision_adapter_rejects_unknown_models():
+    with pytest.raises(ValueError, match="no model 'r9d'"):
+        TorchvisionVideo(5, "r9d")
+
+
+# --- TimeSformer ---------------------------------------------------------------------------------------------
+def reference_divided_block(block, x: torch.Tensor, frames: int, patches: int) -> torch.Tensor:
+    """The original TimeSformer block, written out with explicit token bookkeeping (tokens ordered (n t))."""
+    batch, _, dim = x.shape
+    cls, tokens = x[:, 0], x[:, 1:]
+    index = lambda n, t: n * frames + t  # noqa: E731
+    temporal = torch.zeros_like(tokens)
+    for n in range(patches):
+        track = torch.stack([tokens[:, index(n, t)] for t in range(frames)], dim=1)
+        out = block.temporal_attn(block.temporal_norm1(track))
+        for t in range(frames):
+            temporal[:, index(n, t)] = out[:, t]
+    xt = tokens + block.temporal_fc(temporal)
+    spatial = torch.zeros_like(xt)
+    cls_updates = []
+    for t in range(frames):
+        frame_tokens = torch.stack([xt[:, index(n, t)] for n in range(patches)], dim=1)
+        out = block.attn(block.norm1(torch.cat([cls[:, None], frame_tokens], dim=1)))
+        cls_updates.append(out[:, 0])
+        for n in range(patches):
+            spatial[:, index(n, t)] = out[:, 1 + n]
+    x = torch.cat([cls[:, None], xt], dim=1) + torch.cat(
+        [torch.stack(cls_updates, 1).mean(1, keepdim=True), spatial], 1
+    )
+    return x + block.mlp(block.norm2(x))
+
+
+def test_divided_attention_matches_the_original_formulation():
+    torch.manual_seed(0)
+    model = TimeSformer(
+        5, num_frames=3, img_size=16, patch_size=8, embed_dim=16, depth=1, num_heads=2, drop_path_rate=0.0
+    ).eval()
+    block = model.blocks[0]
+    nn.init.normal_(block.temporal_fc.weight, std=0.1)
+    x = torch.randn(2, 1 + 4 * 3, 16)
+    torch.testing.assert_close(block(x, 3, 4), reference_divided_block(block, x, 3, 4), atol=1e-5, rtol=1e-5)
+
+
+def test_embedding_resizing():
+    pos = torch.randn(1, 1 + 16, 8)
+    resized = resize_pos_embed(pos, (2, 2))
+    assert resized.shape == (1, 5, 8) and torch.equal(resized[:, 0], pos[:, 0])
+    assert resize_pos_embed(pos, (4, 4)) is pos
+    time = torch.arange(4.0).view(1, 4, 1).expand(1, 4, 3)
+    stretched = resize_time_embed(time, 8)
+    assert stretched.shape == (1, 8, 3) and torch.all(stretched[0, 1:, 0] >= stretched[0, :-1, 0])
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------------
+def outputs(model: nn.Module, clip: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        result = model(clip)
+    return result[0] if isinstance(result, tuple) else result
+
+
+@pytest.mark.parametrize(
+    ("name", "save"),
+    [
+        ("slowfast", lambda b: {"model_state": b.net.state_dict()}),  # pytorchvideo hub / PySlowFast .pyth
+        ("x3d", lambda b: {"model_state": b.net.state_dict()}),
+        ("timesformer", lambda b: {"model_state": {f"model.{k}": v for k, v in b.state_dict().items()}}),
+        ("torchvision_r3d", lambda b: b.net.state_dict()),  # a plain state dict
+    ],
+)
+def test_checkpoint_round_trip_in_the_original_layout(name, save, tmp_path):
+    torch.manual_seed(1)
+    original = TINY[name](5)
+    path = tmp_path / "weights.pyth"
+    torch.save(save(original), path)
+    torch.manual_seed(2)
+    model = classifier(name, init_checkpoint=str(path))
+    clip = torch.randn(2, 3, 8, 32, 32)
+    torch.testing.assert_close(outputs(model, clip), outputs(original, clip))
+    report = model.checkpoint_report
+    assert report.fraction == 1.0 and not report.missing and not report.reinitialised
+
+
+def test_head_is_replaced_for_a_new_number_of_classes(tmp_path):
+    torch.manual_seed(1)
+    kinetics = SlowFast(400, width=8, dropout=0.0)
+    torch.save({"model_state": kinetics.net.state_dict()}, tmp_path / "k400.pyth")
+    model = classifier("slowfast", vmp=True, init_checkpoint=str(tmp_path / "k400.pyth"))
+    report = model.checkpoint_report
+    assert report.reinitialised == ["backbone.net.blocks.6.proj.bias", "backbone.net.blocks.6.proj.weight"]
+    assert set(report.missing) == {k for k in model.state_dict() if k.startswith("prompts.")}
+    stem = "backbone.net.blocks.0.multipathway_blocks.0.conv.weight"
+    torch.testing.assert_close(model.state_dict()[stem], kinetics.net.state_dict()[stem[len("backbone.net.") :]])
+    assert "reinitialised     2" in report.summary()
+
+
+def test_timesformer_embeddings_are_interpolated_at_load(tmp_path):
+    small = TimeSformer(5, num_frames=4, img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4)
+    torch.save({"model_state": {f"model.{k}": v for k, v in small.state_dict().items()}}, tmp_path / "t.pyth")
+    bigger = lambda k: TimeSformer(k, num_frames=8, img_size=48, patch_size=8, embed_dim=32, depth=2, num_heads=4)  # noqa: E731
+    model = VideoClassifier(bigger, num_classes=5, init_checkpoint=str(tmp_path / "t.pyth"))
+    assert model.checkpoint_report.reshaped == ["backbone.pos_embed", "backbone.time_embed"]
+    assert model.backbone.pos_embed.shape == (1, 37, 32) and model.backbone.time_embed.shape == (1, 8, 32)
+    assert torch.isfinite(outputs(model, torch.randn(1, 3, 8, 48, 48))).all()
+
+
+def test_timm_vit_weights_initialise_the_spatial_part(tmp_path):
+    from timm.models.vision_transformer import VisionTransformer
+
+    vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=1000)
+    torch.save(vit.state_dict(), tmp_path / "vit.pth")
+    model = classifier("timesformer", init_checkpoint=str(tmp_path / "vit.pth"))
+    report = model.checkpoint_report
+    assert "backbone.blocks.0.attn.qkv.weight" in report.loaded and "backbone.patch_embed.proj.weight" in report.loaded
+    assert any("temporal_attn" in k for k in report.missing) and "backbone.time_embed" in report.missing
+    assert report.reinitialised == ["backbone.head.bias", "backbone.head.weight"]
+    torch.testing.assert_close(model.backbone.blocks[1].mlp.fc1.weight, vit.blocks[1].mlp.fc1.weight)
+
+
+def test_lightning_checkpoint_restores_prompts_too(tmp_path):
+    trained = classifier("tiny_cnn", vmp=True, pn=LearnableSigmoid(init_m=0.7, init_n=-0.3))
+    torch.save({"state_dict": trained.state_dict(), "pytorch-lightning_version": "2.6.6"}, tmp_path / "run.ckpt")
+    model = classifier("tiny_cnn", vmp=True, init_checkpoint=str(tmp_path / "run.ckpt"))
+    assert model.prompt.pn.m.item() == pytest.approx(0.7) and model.prompt.pn.n.item() == pytest.approx(-0.3)
+    assert not model.checkpoint_report.missing
+
+
+def test_a_checkpoint_that_matches_almost_nothing_is_an_error(tmp_path):
+    torch.save({"model_state": {"encoder.layer.0.weight": torch.zeros(3, 3)}}, tmp_path / "other.pyth")
+    with pytest.raises(CheckpointMismatchError, match=r"(?s)0.0 % of the model.*wrong file"):
+        classifier("x3d", init_checkpoint=str(tmp_path / "other.pyth"))
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        read_state_dict(tmp_path / "nope.pyth")
+    wrong_size = SlowFast(5, width=16, dropout=0.0)  # every conv has another shape
+    torch.save({"model_state": wrong_size.net.state_dict()}, tmp_path / "wide.pyth")
+    with pytest.raises(CheckpointMismatchError):
+        load_weights(classifier("slowfast"), tmp_path / "wide.pyth")
