@@ -35,6 +35,7 @@ format: install
 bench: install
 	$(BIN)/python benchmarks/prompt_cost.py
 	$(BIN)/python benchmarks/loader_throughput.py
+	$(BIN)/python benchmarks/backbone_overhead.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

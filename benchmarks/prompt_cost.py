@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from measure import peak_rss_in_child, peak_rss_increase, saved_for_backward_bytes, time_step
 from vmp_lightning.backbones import X3D
 from vmp_lightning.prompt import BT601_RGB, LearnableSigmoid, MotionPrompt
 
@@ -92,55 +89,6 @@ def make_case(name: str):
     return model, x, step
 
 
-def saved_for_backward_bytes(step) -> int:
-    """Bytes autograd keeps between forward and backward, counting each storage once."""
-    storages: dict[int, int] = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step()
-    return sum(storages.values())
-
-
-def time_step(step, repeats: int) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def peak_rss_increase(step) -> int:
-    """Peak resident memory during one step minus the resident memory just before it (Linux only)."""
-    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM, the peak, to the current VmRSS
-    before = _status_kib("VmRSS")
-    step()
-    return (_status_kib("VmHWM") - before) * 1024
-
-
-def peak_rss_in_fresh_process(name: str) -> int:
-    """`peak_rss_increase` of one case after a warm-up step, in a child process whose glibc returns every large
-    block to the OS (otherwise freed blocks of up to 32 MiB stay in the heap and hide from the measurement; that
-    setting slows steps down, so times are measured here, in the parent, without it)."""
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    command = [sys.executable, __file__, "--peak-rss-of", name]
-    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -159,7 +107,7 @@ def main() -> None:
         results[name] = {
             "seconds": time_step(step, repeats),
             "saved_bytes": saved_for_backward_bytes(step),
-            "peak_rss_increase_bytes": peak_rss_in_fresh_process(name),
+            "peak_rss_increase_bytes": peak_rss_in_child(__file__, name),
         }
         print(name, results[name], flush=True)
     ours, naive, backbone = results["ours"], results["naive"], results["backbone"]

@@ -252,3 +252,32 @@ def test_a_checkpoint_that_matches_almost_nothing_is_an_error(tmp_path):
     torch.save({"model_state": wrong_size.net.state_dict()}, tmp_path / "wide.pyth")
     with pytest.raises(CheckpointMismatchError):
         load_weights(classifier("slowfast"), tmp_path / "wide.pyth")
+
+
+def test_slowfast_fast_only_vmp_under_ddp(synthetic_root, tmp_path):
+    from pathlib import Path
+
+    from tests.conftest import tiny_data_args
+    from tests.test_cli import QUIET, run_cli
+
+    args = [
+        "fit",
+        f"--config={Path(__file__).parents[1] / 'configs' / 'trainer' / 'cpu_ddp.yaml'}",
+        *tiny_data_args(synthetic_root),
+        "--model.backbone=vmp_lightning.backbones.SlowFast",
+        "--model.backbone.width=8",
+        "--model.vmp=true",
+        "--model.vmp_sites=[fast]",
+        "--model.lambda_v=0.5",
+        "--trainer.max_steps=2",
+        "--trainer.limit_val_batches=1",
+        "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        f"--trainer.default_root_dir={tmp_path}",
+        *QUIET,
+    ]
+    result = run_cli(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = (tmp_path / "version_0" / "config.yaml").read_text()
+    assert "vmp_lightning.backbones.SlowFast" in config and "- fast" in config
+    assert "train/V" in (tmp_path / "version_0" / "metrics.csv").read_text().splitlines()[0]
