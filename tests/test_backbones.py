@@ -123,7 +123,6 @@ def test_torchvision_adapter_rejects_unknown_models():
 # --- TimeSformer ---------------------------------------------------------------------------------------------
 def reference_divided_block(block, x: torch.Tensor, frames: int, patches: int) -> torch.Tensor:
     """The original TimeSformer block, written out with explicit token bookkeeping (tokens ordered (n t))."""
-    batch, _, dim = x.shape
     cls, tokens = x[:, 0], x[:, 1:]
     index = lambda n, t: n * frames + t  # noqa: E731
     temporal = torch.zeros_like(tokens)
@@ -232,6 +231,45 @@ def test_timm_vit_weights_initialise_the_spatial_part(tmp_path):
     assert any("temporal_attn" in k for k in report.missing) and "backbone.time_embed" in report.missing
     assert report.reinitialised == ["backbone.head.bias", "backbone.head.weight"]
     torch.testing.assert_close(model.backbone.blocks[1].mlp.fc1.weight, vit.blocks[1].mlp.fc1.weight)
+
+
+def test_url_sources_are_downloaded_once_into_the_cache(tmp_path):
+    original = TINY["x3d"](5)
+    torch.save({"model_state": original.net.state_dict()}, tmp_path / "x3d.pyth")
+    cache = tmp_path / "cache"
+    state = read_state_dict((tmp_path / "x3d.pyth").as_uri(), cache_dir=str(cache))
+    assert (cache / "x3d.pyth").is_file() and set(state) == set(original.net.state_dict())
+
+
+def test_timm_tag_without_network_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="cannot get timm's pretrained weights 'timm:vit_tiny_patch16_224'"):
+        read_state_dict("timm:vit_tiny_patch16_224")
+
+
+def test_any_torchvision_model_from_yaml(synthetic_root, tmp_path):
+    from tests.conftest import tiny_data_args
+    from tests.test_cli import QUIET
+
+    from vmp_lightning.cli import build_cli
+
+    config = tmp_path / "r3d.yaml"
+    config.write_text(
+        "model:\n  init_args:\n    vmp: true\n    backbone:\n"
+        "      class_path: vmp_lightning.backbones.TorchvisionVideo\n      init_args: {name: r3d_18}\n"
+    )
+    args = [
+        "fit",
+        f"--config={config}",
+        *tiny_data_args(synthetic_root),
+        "--trainer.fast_dev_run=1",
+        "--trainer.logger=false",
+        f"--trainer.default_root_dir={tmp_path}",
+        *QUIET,
+    ]
+    cli = build_cli(args)
+    assert type(cli.model.backbone.net).__name__ == "VideoResNet" and cli.model.head_name == "net.fc"
+    assert cli.trainer.global_step == 1
 
 
 def test_lightning_checkpoint_restores_prompts_too(tmp_path):

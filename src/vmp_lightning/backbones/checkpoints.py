@@ -51,9 +51,17 @@ class LoadReport:
 
 
 def read_state_dict(source: str | Path, cache_dir: str | None = None) -> dict[str, Tensor]:
-    """The tensors of a checkpoint file or URL (downloaded once into ``cache_dir`` / torch hub's cache)."""
+    """The tensors of a checkpoint file, a URL (downloaded once into ``cache_dir`` / torch hub's cache), or
+    ``timm:<model name>`` (timm's pretrained weights, when online)."""
     source = str(source)
-    if source.startswith(("http://", "https://")):
+    if source.startswith("timm:"):
+        import timm
+
+        try:
+            return timm.create_model(source[len("timm:") :], pretrained=True).state_dict()
+        except Exception as error:  # offline, unknown tag: say which and why
+            raise FileNotFoundError(f"cannot get timm's pretrained weights {source!r}: {error}") from error
+    if source.startswith(("http://", "https://", "file://")):
         content = torch.hub.load_state_dict_from_url(source, model_dir=cache_dir, map_location="cpu", weights_only=True)
     else:
         if not Path(source).is_file():
