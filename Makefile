@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test demo lint format bench clean
+.PHONY: install test demo lint format bench bench-hf clean
 
 install: $(STAMP)
 
@@ -37,5 +37,10 @@ bench: install
 	$(BIN)/python benchmarks/loader_throughput.py
 	$(BIN)/python benchmarks/backbone_overhead.py
 
+# transformers only for this comparison, beside the benchmark, not in the project's environment
+bench-hf: install
+	test -d .bench-hf || $(BIN)/python -m pip install -q --no-deps --target .bench-hf transformers==5.24.0 tokenizers regex
+	PYTHONPATH=.bench-hf $(BIN)/python benchmarks/timesformer_vs_hf.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .bench-hf
