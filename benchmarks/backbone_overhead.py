@@ -1,7 +1,8 @@
 """What VMPs add to a training step of each paper backbone at the paper's input size, measured side by side.
 
 For SlowFast R50 8x8 (32 fast frames, each VMP placement), X3D-M (16 frames) and TimeSformer-B/16 (8 frames), all
-at 224 x 224, batch 1, fp32 on the CPU threads here: median step time (forward, loss, backward) and memory
+at 224 x 224, batch 1, fp32 on the CPU threads here: median step time (forward, loss, backward; variants timed
+round-robin so drifts of a shared machine hit all alike) and memory
 (kept for backward; peak resident increase in a child process), with VMPs as a ratio to without
 (lambda_v = 0, the reference setting). Goal: under 3 % time and 5 % memory.
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from measure import peak_rss_in_child, peak_rss_increase, saved_for_backward_bytes, time_step
+from measure import peak_rss_in_child, peak_rss_increase, saved_for_backward_bytes, time_steps_interleaved
 from vmp_lightning.backbones import X3D, SlowFast, TimeSformer
 from vmp_lightning.data import Normalization
 from vmp_lightning.module import VideoClassifier
@@ -52,7 +53,7 @@ def make_step(name: str, variant: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default=",".join(CASES))
     parser.add_argument("--out", default="benchmarks/results/backbone_overhead")
     parser.add_argument("--peak-rss-of", nargs=2, help=argparse.SUPPRESS)
@@ -64,11 +65,12 @@ def main() -> None:
         return
     rows = []
     for name in args.only.split(","):
+        steps = {variant: make_step(name, variant) for variant in ["none", *CASES[name][2]]}
+        seconds = time_steps_interleaved(steps, args.repeats)
         measured = {}
-        for variant in ["none", *CASES[name][2]]:
-            step = make_step(name, variant)
+        for variant, step in steps.items():
             measured[variant] = {
-                "seconds": time_step(step, args.repeats),
+                "seconds": seconds[variant],
                 "saved_bytes": saved_for_backward_bytes(step),
                 "peak_rss_increase_bytes": peak_rss_in_child(__file__, name, variant),
             }

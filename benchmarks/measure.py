@@ -64,3 +64,17 @@ def peak_rss_in_child(script: str, *args: str) -> int:
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     return int(out.stdout.strip().splitlines()[-1])
+
+
+def time_steps_interleaved(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median seconds of each step, measured round-robin (A B C A B C ...) after one warm-up each, so that slow
+    drifts of a shared machine hit every variant alike and their ratios stay meaningful."""
+    for step in steps.values():
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
