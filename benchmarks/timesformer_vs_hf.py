@@ -1,7 +1,8 @@
 """Our TimeSformer against Hugging Face transformers' `TimesformerModel` at the same size, same inputs.
 
 ViT-B/16, divided space-time attention, 8 frames at 224 x 224, batch 1, fp32, with a linear head on the class
-token for both; median forward + backward time and memory kept for backward. transformers is not a dependency of
+token for both (ours: timm attention on `scaled_dot_product_attention`; transformers 5.24: eager attention, the
+only kind it offers for this model); median forward + backward time and memory kept for backward. transformers is not a dependency of
 this project: install it beside the benchmark only (`make bench-hf` does):
 
     pip install --no-deps --target .bench-hf transformers==5.24.0 tokenizers regex
@@ -29,8 +30,8 @@ class HFClassifier(nn.Module):
         super().__init__()
         from transformers import TimesformerConfig, TimesformerModel
 
+        # transformers 5.24 offers only its eager attention for TimeSformer (it refuses "sdpa")
         config = TimesformerConfig(num_frames=FRAMES, image_size=SIZE, attention_type="divided_space_time")
-        config._attn_implementation = "sdpa"
         self.model = TimesformerModel(config)
         self.head = nn.Linear(config.hidden_size, CLASSES)
 
