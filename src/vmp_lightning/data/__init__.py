@@ -17,7 +17,7 @@ from vmp_lightning.data.datasets import (
     MPIICooking2DataModule,
     VideoListDataModule,
 )
-from vmp_lightning.data.sampling import clip_span, sample_clip_indices, view_clip_indices
+from vmp_lightning.data.sampling import sample_clip_indices, view_clip_indices
 from vmp_lightning.data.synthetic import (
     SyntheticMotionDataModule,
     SyntheticMotionSpec,
@@ -56,7 +56,6 @@ __all__ = [
     "VideoRecord",
     "VideoWriter",
     "available_backends",
-    "clip_span",
     "eval_transform",
     "generate",
     "open_video",

@@ -9,11 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def clip_span(num_frames: int, stride: int) -> int:
-    """Number of source frames covered by ``num_frames`` frames taken every ``stride`` frames."""
-    return (num_frames - 1) * stride + 1
-
-
 def _source_step(stride: float, fps: float | None, target_fps: float | None) -> float:
     """Gap between sampled frames in source frames; at least 1, so consecutive frames are never the same one."""
     return max(stride * (fps / target_fps), 1.0) if fps and target_fps else float(stride)
