@@ -2,8 +2,8 @@
 
 ViT-B/16, divided space-time attention, 8 frames at 224 x 224, batch 1, fp32, with a linear head on the class
 token for both (ours: timm attention on `scaled_dot_product_attention`; transformers 5.24: eager attention, the
-only kind it offers for this model); median forward + backward time and memory kept for backward. transformers is not a dependency of
-this project: install it beside the benchmark only (`make bench-hf` does):
+only kind it offers for this model); median forward + backward time and memory kept for backward.
+transformers is not a dependency of this project: install it beside the benchmark only (`make bench-hf` does):
 
     pip install --no-deps --target .bench-hf transformers==5.24.0 tokenizers regex
     PYTHONPATH=.bench-hf python benchmarks/timesformer_vs_hf.py
