@@ -83,7 +83,7 @@ def main(args: list[str] | None = None) -> None:
             module, function = PROJECT_COMMANDS[argv[0]].split(":")
             getattr(import_module(module), function)(argv[1:])
             return
-        build_cli(argv)
+        build_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
     except (DatasetLayoutError, VideoDecodeError) as error:
         # Bad data is the user's to fix: say what is wrong, without a traceback through library internals.
         sys.stderr.write(f"vmp-lightning: error: {error}\n")
