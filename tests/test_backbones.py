@@ -319,3 +319,30 @@ def test_slowfast_fast_only_vmp_under_ddp(synthetic_root, tmp_path):
     config = (tmp_path / "version_0" / "config.yaml").read_text()
     assert "vmp_lightning.backbones.SlowFast" in config and "- fast" in config
     assert "train/V" in (tmp_path / "version_0" / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_the_load_report_is_logged(synthetic_root, tmp_path):
+    from tests.conftest import tiny_data_args
+    from tests.test_cli import QUIET
+
+    from vmp_lightning.cli import build_cli
+
+    torch.save({"model_state": TinyVideoCNN(4, width=32).state_dict()}, tmp_path / "init.pyth")
+    args = [
+        "fit",
+        *tiny_data_args(synthetic_root),
+        f"--model.init_checkpoint={tmp_path / 'init.pyth'}",
+        "--trainer.max_steps=1",
+        "--trainer.limit_val_batches=1",
+        "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        f"--trainer.default_root_dir={tmp_path}",
+        *QUIET,
+    ]
+    cli = build_cli(args)
+    assert cli.model.checkpoint_report.fraction == 1.0
+    import yaml
+
+    hparams = yaml.safe_load((tmp_path / "version_0" / "hparams.yaml").read_text())
+    entries = len(TinyVideoCNN(4, width=32).state_dict())
+    assert hparams["init_checkpoint/loaded"] == entries and hparams["init_checkpoint/fraction"] == 1.0

@@ -51,7 +51,7 @@ def test_vmp_switch_links_frames_normalisation_and_classes(synthetic_root, vmp):
     cli = build_cli(args, run=False)
     assert cli.datamodule.frames_per_clip == (9 if vmp else 8)
     assert cli.model.hparams.num_classes == cli.datamodule.num_classes == 4
-    assert cli.model.hparams.normalization == cli.datamodule.normalization
+    assert cli.model.hparams.normalization == cli.datamodule.normalization.as_dict()  # plain data in checkpoints
     if vmp:
         assert cli.model.prompt.std == cli.datamodule.normalization.std
         assert cli.model.prompt.channel_order == "rgb"
@@ -175,3 +175,16 @@ def test_test_and_predict_rebuild_the_vmp_model_from_the_checkpoint(synthetic_ro
     outputs = predicted.trainer.predict(predicted.model, datamodule=predicted.datamodule, ckpt_path=str(last))
     assert sum(len(batch["video_id"]) for batch in outputs) == 12
     assert outputs[0]["logits"].shape == (4, 4)
+
+
+def test_validate_subcommand(synthetic_root, tmp_path):
+    cli = build_cli(
+        [
+            "validate",
+            *tiny_data_args(synthetic_root),
+            "--trainer.logger=false",
+            *QUIET,
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
+    assert cli.trainer.callback_metrics["val/videos"] == 8 and "val/acc1" in cli.trainer.callback_metrics

@@ -11,7 +11,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
 from vmp_lightning.data.annotations import DatasetLayoutError
-from vmp_lightning.data.datamodule import VideoDataModule
+from vmp_lightning.data.datamodule import Normalization, VideoDataModule
 from vmp_lightning.data.video import VideoDecodeError
 from vmp_lightning.loggers import run_directory
 from vmp_lightning.module import VideoClassifier
@@ -56,7 +56,12 @@ class VMPLightningCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("model.init_args.vmp", "data.init_args.extra_frames", compute_fn=frames_consumed)
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.normalization", "model.init_args.normalization", apply_on="instantiate")
+        parser.link_arguments(  # as a plain dict, so saved hyper-parameters stay plain YAML
+            "data.normalization",
+            "model.init_args.normalization",
+            apply_on="instantiate",
+            compute_fn=Normalization.as_dict,
+        )
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCLI:

@@ -70,8 +70,8 @@ class VideoClassifier(L.LightningModule):
         pn: the prompt's PN function (default: the paper's learnable sigmoid).
         lambda_v: weight of the temporal attention variation V in the loss; 0 skips computing V.
         v_normalization: how V is normalised (see `temporal_variation`).
-        normalization: the data's mean / std / channel order, linked from the data module; the prompt layer
-            de-normalises with it, so it is required when ``vmp`` is on.
+        normalization: the data's mean / std / channel order (a `Normalization` or its dict), linked from the data
+            module; the prompt layer de-normalises with it, so it is required when ``vmp`` is on.
         reference_luma: use the reference code's luma (BT.601 weights applied as if RGB input were BGR).
         optimizer, lr_scheduler: LightningCLI callables; the prompt gets its own param group.
         prompt_lr_scale, prompt_weight_decay: the prompt group's lr multiplier and weight decay (None: the
@@ -100,7 +100,7 @@ class VideoClassifier(L.LightningModule):
         pn: PowerNorm | None = None,
         lambda_v: float = 0.0,
         v_normalization: VNormalization = "mean",
-        normalization: Normalization | None = None,
+        normalization: Normalization | dict | None = None,
         reference_luma: bool = False,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -129,6 +129,8 @@ class VideoClassifier(L.LightningModule):
             raise ValueError(f"vmp_sites must be a non-empty subset of {list(sites)} for this backbone, got {chosen}")
         self.prompts = nn.ModuleDict()  # the distinct prompt layers; self.site_prompts maps sites onto them
         self.site_prompts: dict[str, MotionPrompt] = {}
+        if isinstance(normalization, dict):
+            normalization = Normalization(**normalization)
         if vmp:
             if normalization is None:
                 raise ValueError(

@@ -25,6 +25,14 @@ class Normalization:
     std: tuple[float, float, float] = KINETICS_STD
     channel_order: ChannelOrder = "rgb"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+    def as_dict(self) -> dict:
+        """Plain lists and strings: what checkpoints and YAML files store."""
+        return {"mean": list(self.mean), "std": list(self.std), "channel_order": self.channel_order}
+
 
 # Saved in checkpoint hyper-parameters: allow it under torch.load(weights_only=True).
 torch.serialization.add_safe_globals([Normalization])
