@@ -138,10 +138,11 @@ class VideoClassifier(L.LightningModule):
                     "the CLI links it from the data module, in Python pass normalization=datamodule.normalization"
                 )
             order = "bgr" if reference_luma else normalization.channel_order
-            for site in ["shared"] if share_prompt and len(chosen) > 1 else chosen:
-                layer_pn = copy.deepcopy(pn) if pn is not None and site != chosen[0] else pn
-                self.prompts[site] = MotionPrompt(normalization.mean, normalization.std, order, layer_pn)
-            self.site_prompts = {site: self.prompts["shared" if "shared" in self.prompts else site] for site in chosen}
+            names = ["shared"] if share_prompt and len(chosen) > 1 else chosen
+            for index, name in enumerate(names):  # a given PN module is copied, so each layer owns its parameters
+                layer_pn = copy.deepcopy(pn) if pn is not None and index > 0 else pn
+                self.prompts[name] = MotionPrompt(normalization.mean, normalization.std, order, layer_pn)
+            self.site_prompts = {site: self.prompts[site if site in self.prompts else "shared"] for site in chosen}
         self.checkpoint_report = load_weights(self, init_checkpoint, checkpoint_min_match) if init_checkpoint else None
         if self.checkpoint_report is not None:
             rank_zero_info(self.checkpoint_report.summary())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vmp_lightning.data.datamodule import SPLITS, VideoDataModule
@@ -60,8 +60,6 @@ def header_frame_count(path: str) -> int:
 
 def check_datamodule(datamodule: VideoDataModule) -> list[VideoCheck]:
     """Every record of every split, including the ones the annotation lists but the disk lacks."""
-    from dataclasses import replace
-
     datamodule.setup()
     results = []
     missing = getattr(getattr(datamodule, "annotations", None), "missing", [])

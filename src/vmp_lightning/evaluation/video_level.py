@@ -131,8 +131,9 @@ def write_predictions(
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["video_id", "label", "prediction", *(f"score_{k}" for k in range(scores.shape[1]))])
-        for video_id, label, row in zip(video_ids, labels.tolist(), scores.tolist(), strict=True):
-            writer.writerow([video_id, label, max(range(len(row)), key=row.__getitem__), *(f"{v:.6g}" for v in row)])
+        rows = zip(video_ids, labels.tolist(), scores.argmax(1).tolist(), scores.tolist(), strict=True)
+        for video_id, label, prediction, row in rows:
+            writer.writerow([video_id, label, prediction, *(f"{v:.6g}" for v in row)])
     metrics = {**report.__dict__, "class_names": class_names}
     (folder / f"{stage}_metrics.json").write_text(json.dumps(metrics, indent=1))
     return path
