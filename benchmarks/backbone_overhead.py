@@ -22,8 +22,8 @@ from torch import nn
 
 from measure import peak_rss_in_child, peak_rss_increase, saved_for_backward_bytes, time_steps_interleaved
 from vmp_lightning.backbones import X3D, SlowFast, TimeSformer
-from vmp_lightning.data import Normalization
-from vmp_lightning.module import VideoClassifier
+from vmp_lightning.model import PromptedModel
+from vmp_lightning.normalization import Normalization
 
 CLASSES = 51
 CASES = {  # name -> (backbone factory, frames the backbone sees, VMP settings to compare)
@@ -37,9 +37,8 @@ def make_step(name: str, variant: str):
     factory, frames, variants = CASES[name]
     torch.manual_seed(0)
     vmp = variant != "none"
-    model = VideoClassifier(
-        factory, CLASSES, vmp=vmp, vmp_sites=variants.get(variant) if vmp else None, normalization=Normalization()
-    )
+    sites = variants.get(variant) if vmp else None
+    model = PromptedModel(factory(CLASSES), CLASSES, vmp=vmp, vmp_sites=sites, normalization=Normalization())
     clip = torch.randn(1, 3, frames + int(vmp), 224, 224)
     labels = torch.zeros(1, dtype=torch.long)
 

@@ -24,7 +24,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vmp_lightning.data import ClipDataset, VideoRecord, open_video, read_frames, sample_clip_indices, write_video
-from vmp_lightning.data.transforms import Normalizer, train_transform
+from vmp_lightning.data.transforms import train_transform
+from vmp_lightning.normalization import Normalization
 
 FRAMES, STRIDE, FPS, SECONDS = 9, 8, 30, 4
 MEAN, STD = (0.45,) * 3, (0.225,) * 3
@@ -64,7 +65,7 @@ def pytorchvideo_loader(paths: list[Path], batch_size: int, workers: int) -> Dat
     from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
 
     transform = train_transform(224, (256, 320), flip=True)
-    normalize = Normalizer(MEAN, STD)
+    normalize = Normalization(MEAN, STD).apply
     duration = ((FRAMES - 1) * STRIDE + 1) / FPS
 
     def apply(sample: dict) -> dict:
@@ -117,7 +118,7 @@ def main() -> None:
             DataLoader(ours, **loader_args), args.epochs
         ),
         "ours + normalising on this CPU": clips_per_second(
-            DataLoader(ours, **loader_args), args.epochs, Normalizer(MEAN, STD)
+            DataLoader(ours, **loader_args), args.epochs, Normalization(MEAN, STD).apply
         ),
         "pytorchvideo": clips_per_second(pytorchvideo_loader(paths, args.batch_size, args.workers), args.epochs),
     }

@@ -1,18 +1,19 @@
-"""Shared fixtures: a tiny synthetic dataset written once per session, W&B and hubs kept offline."""
+"""Shared fixtures: a tiny synthetic dataset written once per session, W&B and hubs kept offline.
+Helper functions are in helpers.py."""
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from helpers import TINY_SPEC, ramp_video
 from vmp_lightning.data import SyntheticMotionSpec, generate
-
-#: Small enough to generate in about a second, big enough for 4 classes and 3 splits.
-TINY_SPEC = dict(num_classes=4, videos_per_class=(6, 2, 3), size=32, frames=16, object_size=8, num_distractors=2)
+from vmp_lightning.data.video import VideoWriter
 
 
 @pytest.fixture(scope="session")
@@ -23,37 +24,29 @@ def synthetic_root(tmp_path_factory) -> str:
     return str(root)
 
 
-def tiny_data_args(root: str) -> list[str]:
-    """CLI flags that point the default data module at the tiny dataset."""
-    return [
-        f"--data.init_args.root={root}",
-        f"--data.init_args.num_classes={TINY_SPEC['num_classes']}",
-        f"--data.init_args.videos_per_class=[{','.join(map(str, TINY_SPEC['videos_per_class']))}]",
-        f"--data.init_args.video_size={TINY_SPEC['size']}",
-        f"--data.init_args.video_frames={TINY_SPEC['frames']}",
-        f"--data.init_args.object_size={TINY_SPEC['object_size']}",
-        f"--data.init_args.num_distractors={TINY_SPEC['num_distractors']}",
-        "--data.init_args.crop_size=32",
-        "--data.init_args.short_side=[32,36]",
-        "--data.init_args.batch_size=4",
-        "--data.init_args.num_workers=0",
-    ]
-
-
-def ramp_video(path, frames: int = 24, height: int = 32, width: int = 64, fps: float = 10, step: int = 8):
-    """Write a video whose frame ``t`` has brightness about ``8 + step * t`` (so sampled indices can be read back
-    from the pixels) over a fixed texture; returns the path."""
-    import numpy as np
-
-    from vmp_lightning.data import write_video
-
-    rng = np.random.default_rng(0)
-    texture = rng.integers(-6, 7, size=(height, width, 3))
-    video = np.stack([np.clip(8 + step * t + texture, 0, 255) for t in range(frames)]).astype(np.uint8)
-    write_video(path, video, fps=fps)
-    return path
-
-
-def brightness_index(clip, step: int = 8):
-    """Frame indices read back from a ``T x H x W x C`` uint8 clip written by `ramp_video`."""
-    return [round((float(frame.float().mean()) - 8) / step) for frame in clip]
+@pytest.fixture
+def bad_videos(tmp_path) -> dict:
+    """A good video and the ways a file can be bad: empty, truncated, too short, a header that claims more
+    frames than the file holds, and a path with no file."""
+    good = ramp_video(tmp_path / "good.mp4", frames=24)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 3])
+    short = ramp_video(tmp_path / "short.mp4", frames=3)
+    # moov first (faststart), then cut the media data: the header claims more frames than the file holds
+    claims_more = tmp_path / "claims_more.mp4"
+    frames = np.stack([np.full((32, 64, 3), 8 * t, np.uint8) + np.uint8(t % 3) for t in range(24)])
+    with VideoWriter(claims_more, 64, 32, 10, crf=30, gop=4, container_options={"movflags": "faststart"}) as writer:
+        for frame in frames:
+            writer.write(frame)
+    data = claims_more.read_bytes()
+    claims_more.write_bytes(data[: int(len(data) * 0.9)])
+    return {
+        "good": good,
+        "empty": empty,
+        "truncated": truncated,
+        "short": short,
+        "claims_more": claims_more,
+        "missing": tmp_path / "missing.mp4",
+    }

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import QUIET, run_cli, tiny_data_args
 from vmp_lightning.backbones import X3D, SlowFast, TimeSformer, TinyVideoCNN, TorchvisionVideo
 from vmp_lightning.backbones.checkpoints import CheckpointMismatchError, load_weights, read_state_dict
 from vmp_lightning.backbones.timesformer import resize_pos_embed, resize_time_embed
@@ -51,12 +52,12 @@ def test_forward_backward(name, settings, dtype):
     for site, maps in attention.items():
         expected = {"slow": 2, "fast": 8, "input": 8}[site]
         assert maps.shape == (2, expected, 32, 32) and maps.dtype == torch.float32
-    for layer in model.prompts.values():
+    for layer in model.model.prompts.values():
         assert layer.pn.m.grad is not None and torch.isfinite(layer.pn.m.grad)
     if settings.get("share_prompt"):
-        assert len(model.prompts) == 1 and model.site_prompts["slow"] is model.site_prompts["fast"]
+        assert len(model.model.prompts) == 1 and model.model.site_prompts["slow"] is model.model.site_prompts["fast"]
     elif name == "slowfast" and settings.get("vmp"):
-        assert len(model.prompts) == len(sites)
+        assert len(model.model.prompts) == len(sites)
 
 
 def test_vmp_sites_are_checked():
@@ -65,7 +66,7 @@ def test_vmp_sites_are_checked():
     with pytest.raises(ValueError, match="vmp_sites"):
         classifier("tiny_cnn", vmp=True, vmp_sites=["slow"])
     with pytest.raises(RuntimeError, match="one prompt per site"):
-        classifier("slowfast", vmp=True).prompt  # noqa: B018
+        classifier("slowfast", vmp=True).model.prompt  # noqa: B018
 
 
 class Recorder(nn.Module):
@@ -204,9 +205,9 @@ def test_head_is_replaced_for_a_new_number_of_classes(tmp_path):
     model = classifier("slowfast", vmp=True, init_checkpoint=str(tmp_path / "k400.pyth"))
     report = model.checkpoint_report
     assert report.reinitialised == ["backbone.net.blocks.6.proj.bias", "backbone.net.blocks.6.proj.weight"]
-    assert set(report.missing) == {k for k in model.state_dict() if k.startswith("prompts.")}
+    assert set(report.missing) == {k for k in model.model.state_dict() if k.startswith("prompts.")}
     stem = "backbone.net.blocks.0.multipathway_blocks.0.conv.weight"
-    torch.testing.assert_close(model.state_dict()[stem], kinetics.net.state_dict()[stem[len("backbone.net.") :]])
+    torch.testing.assert_close(model.model.state_dict()[stem], kinetics.net.state_dict()[stem[len("backbone.net.") :]])
     assert "reinitialised     2" in report.summary()
 
 
@@ -216,7 +217,7 @@ def test_timesformer_embeddings_are_interpolated_at_load(tmp_path):
     bigger = lambda k: TimeSformer(k, num_frames=8, img_size=48, patch_size=8, embed_dim=32, depth=2, num_heads=4)  # noqa: E731
     model = VideoClassifier(bigger, num_classes=5, init_checkpoint=str(tmp_path / "t.pyth"))
     assert model.checkpoint_report.reshaped == ["backbone.pos_embed", "backbone.time_embed"]
-    assert model.backbone.pos_embed.shape == (1, 37, 32) and model.backbone.time_embed.shape == (1, 8, 32)
+    assert model.model.backbone.pos_embed.shape == (1, 37, 32) and model.model.backbone.time_embed.shape == (1, 8, 32)
     assert torch.isfinite(outputs(model, torch.randn(1, 3, 8, 48, 48))).all()
 
 
@@ -230,7 +231,7 @@ def test_timm_vit_weights_initialise_the_spatial_part(tmp_path):
     assert "backbone.blocks.0.attn.qkv.weight" in report.loaded and "backbone.patch_embed.proj.weight" in report.loaded
     assert any("temporal_attn" in k for k in report.missing) and "backbone.time_embed" in report.missing
     assert report.reinitialised == ["backbone.head.bias", "backbone.head.weight"]
-    torch.testing.assert_close(model.backbone.blocks[1].mlp.fc1.weight, vit.blocks[1].mlp.fc1.weight)
+    torch.testing.assert_close(model.model.backbone.blocks[1].mlp.fc1.weight, vit.blocks[1].mlp.fc1.weight)
 
 
 def test_url_sources_are_downloaded_once_into_the_cache(tmp_path):
@@ -248,9 +249,6 @@ def test_timm_tag_without_network_is_a_clear_error(monkeypatch):
 
 
 def test_any_torchvision_model_from_yaml(synthetic_root, tmp_path):
-    from tests.conftest import tiny_data_args
-    from tests.test_cli import QUIET
-
     from vmp_lightning.cli import build_cli
 
     config = tmp_path / "r3d.yaml"
@@ -268,7 +266,7 @@ def test_any_torchvision_model_from_yaml(synthetic_root, tmp_path):
         *QUIET,
     ]
     cli = build_cli(args)
-    assert type(cli.model.backbone.net).__name__ == "VideoResNet" and cli.model.head_name == "net.fc"
+    assert type(cli.model.model.backbone.net).__name__ == "VideoResNet" and cli.model.model.head_name == "net.fc"
     assert cli.trainer.global_step == 1
 
 
@@ -276,7 +274,9 @@ def test_lightning_checkpoint_restores_prompts_too(tmp_path):
     trained = classifier("tiny_cnn", vmp=True, pn=LearnableSigmoid(init_m=0.7, init_n=-0.3))
     torch.save({"state_dict": trained.state_dict(), "pytorch-lightning_version": "2.6.6"}, tmp_path / "run.ckpt")
     model = classifier("tiny_cnn", vmp=True, init_checkpoint=str(tmp_path / "run.ckpt"))
-    assert model.prompt.pn.m.item() == pytest.approx(0.7) and model.prompt.pn.n.item() == pytest.approx(-0.3)
+    assert model.model.prompt.pn.m.item() == pytest.approx(0.7) and model.model.prompt.pn.n.item() == pytest.approx(
+        -0.3
+    )
     assert not model.checkpoint_report.missing
 
 
@@ -289,14 +289,11 @@ def test_a_checkpoint_that_matches_almost_nothing_is_an_error(tmp_path):
     wrong_size = SlowFast(5, width=16, dropout=0.0)  # every conv has another shape
     torch.save({"model_state": wrong_size.net.state_dict()}, tmp_path / "wide.pyth")
     with pytest.raises(CheckpointMismatchError):
-        load_weights(classifier("slowfast"), tmp_path / "wide.pyth")
+        load_weights(classifier("slowfast").model, tmp_path / "wide.pyth")
 
 
 def test_slowfast_fast_only_vmp_under_ddp(synthetic_root, tmp_path):
     from pathlib import Path
-
-    from tests.conftest import tiny_data_args
-    from tests.test_cli import QUIET, run_cli
 
     args = [
         "fit",
@@ -322,9 +319,6 @@ def test_slowfast_fast_only_vmp_under_ddp(synthetic_root, tmp_path):
 
 
 def test_the_load_report_is_logged(synthetic_root, tmp_path):
-    from tests.conftest import tiny_data_args
-    from tests.test_cli import QUIET
-
     from vmp_lightning.cli import build_cli
 
     torch.save({"model_state": TinyVideoCNN(4, width=32).state_dict()}, tmp_path / "init.pyth")

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from tests.conftest import tiny_data_args
 
-from vmp_lightning.cli import build_cli, main
-
-QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
-
-
-def fit_args(root: str, tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "fit",
-        *tiny_data_args(root),
-        f"--trainer.default_root_dir={tmp_path}",
-        "--trainer.logger=false",
-        *QUIET,
-        *extra,
-    ]
-
-
-def run_cli(args: list[str], env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "vmp_lightning", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+from helpers import QUIET, REPO, fit_args, run_cli, tiny_data_args
+from vmp_lightning.cli import build_cli
+from vmp_lightning.commands import PROJECT_COMMANDS, main
 
 
 def test_help_works_offline_without_gpu():
@@ -53,17 +33,17 @@ def test_vmp_switch_links_frames_normalisation_and_classes(synthetic_root, vmp):
     assert cli.model.hparams.num_classes == cli.datamodule.num_classes == 4
     assert cli.model.hparams.normalization == cli.datamodule.normalization.as_dict()  # plain data in checkpoints
     if vmp:
-        assert cli.model.prompt.std == cli.datamodule.normalization.std
-        assert cli.model.prompt.channel_order == "rgb"
+        assert cli.model.model.prompt.std == cli.datamodule.normalization.std
+        assert cli.model.model.prompt.channel_order == "rgb"
     else:
-        assert cli.model.prompt is None
+        assert cli.model.model.prompt is None
 
 
 def test_extra_frames_cannot_be_set_apart_from_the_switch(synthetic_root):
     """The link owns the data's extra frames: a value given by hand cannot put the two out of step."""
     args = [*tiny_data_args(synthetic_root), "--data.init_args.extra_frames=1", "--trainer.logger=false"]
     cli = build_cli(args, run=False)
-    assert cli.model.prompt is None and cli.datamodule.frames_per_clip == 8
+    assert cli.model.model.prompt is None and cli.datamodule.frames_per_clip == 8
 
 
 @pytest.mark.parametrize("vmp", [False, True])
@@ -86,7 +66,7 @@ def test_fit_fp32_with_lambda_v_and_pn_from_yaml(synthetic_root, tmp_path):
         synthetic_root, tmp_path, f"--config={config}", "--trainer.fast_dev_run=1", "--trainer.precision=32"
     )
     cli = build_cli(args)
-    assert type(cli.model.prompt.pn).__name__ == "SigmE" and cli.model.prompt.pn.eta.requires_grad
+    assert type(cli.model.model.prompt.pn).__name__ == "SigmE" and cli.model.model.prompt.pn.eta.requires_grad
     assert "train/V" in cli.trainer.callback_metrics
 
 
@@ -153,8 +133,8 @@ def test_wandb_goes_offline_without_an_account(synthetic_root, tmp_path, monkeyp
 
 def test_project_command_dispatch(monkeypatch):
     called = []
-    monkeypatch.setattr("vmp_lightning.demo.main", lambda argv: called.append(argv))
-    monkeypatch.setattr("vmp_lightning.commands.prepare", lambda argv: called.append(["prepare", *argv]))
+    monkeypatch.setitem(PROJECT_COMMANDS, "demo", lambda argv: called.append(argv))
+    monkeypatch.setitem(PROJECT_COMMANDS, "prepare", lambda argv: called.append(["prepare", *argv]))
     main(["demo", "--trainer.max_epochs=1"])
     main(["prepare", "hmdb51"])
     assert called == [["--trainer.max_epochs=1"], ["prepare", "hmdb51"]]
@@ -163,15 +143,15 @@ def test_project_command_dispatch(monkeypatch):
 def test_test_and_predict_rebuild_the_vmp_model_from_the_checkpoint(synthetic_root, tmp_path):
     fit = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1", "--model.vmp=true"))
     last = tmp_path / "checkpoints" / "last.ckpt"
-    trained_m = fit.model.prompt.pn.m.item()
+    trained_m = fit.model.model.prompt.pn.m.item()
     common = [*tiny_data_args(synthetic_root), "--trainer.logger=false", *QUIET, f"--ckpt_path={last}"]
     common.append(f"--trainer.default_root_dir={tmp_path / 'eval'}")
     tested = build_cli(["test", *common])  # no --model.vmp: the checkpoint's config says so
-    assert tested.model.prompt is not None and tested.datamodule.frames_per_clip == 9
-    assert tested.model.prompt.pn.m.item() == pytest.approx(trained_m)
+    assert tested.model.model.prompt is not None and tested.datamodule.frames_per_clip == 9
+    assert tested.model.model.prompt.pn.m.item() == pytest.approx(trained_m)
     assert 0.0 <= tested.trainer.callback_metrics["test/acc1"] <= 1.0
     predicted = build_cli(["predict", *common])
-    assert predicted.model.prompt is not None
+    assert predicted.model.model.prompt is not None
     outputs = predicted.trainer.predict(predicted.model, datamodule=predicted.datamodule, ckpt_path=str(last))
     assert sum(len(batch["video_id"]) for batch in outputs) == 12
     assert outputs[0]["logits"].shape == (4, 4)
@@ -188,3 +168,27 @@ def test_validate_subcommand(synthetic_root, tmp_path):
         ]
     )
     assert cli.trainer.callback_metrics["val/videos"] == 8 and "val/acc1" in cli.trainer.callback_metrics
+
+
+def test_missing_dataset_root_is_a_clean_cli_error(tmp_path):
+    result = run_cli(["fit", "--data=vmp_lightning.data.HMDB51DataModule", f"--data.root={tmp_path / 'none'}"])
+    assert result.returncode == 2
+    assert "vmp-lightning: error: missing:" in result.stderr and "Traceback" not in result.stderr
+    assert "expected layout" in result.stderr
+
+
+def test_a_checkpoint_of_version_0_1_tests_and_resumes(synthetic_root, tmp_path):
+    """tests/fixtures/checkpoint_v0.ckpt was written by `fit` before the model moved into `PromptedModel`
+    (one epoch, VMP on, ``v_normalization: per_pair``, TinyVideoCNN width 4)."""
+    old = REPO / "tests" / "fixtures" / "checkpoint_v0.ckpt"
+    saved = torch.load(old, weights_only=True)
+    assert "backbone.classifier.weight" in saved["state_dict"] and saved["hyper_parameters"]["v_normalization"]
+    common = [*tiny_data_args(synthetic_root), "--trainer.logger=false", *QUIET, f"--ckpt_path={old}"]
+    tested = build_cli(["test", *common, f"--trainer.default_root_dir={tmp_path / 'test'}"])
+    model = tested.model.model
+    assert tested.model.hparams.v_reduction == "per_pair" and tested.datamodule.frames_per_clip == 9
+    torch.testing.assert_close(model.prompt.pn.m.detach(), saved["state_dict"]["prompts.input.pn.m"])
+    assert 0.0 <= tested.trainer.callback_metrics["test/acc1"] <= 1.0
+    resumed = build_cli(["fit", *common, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp_path / 'fit'}"])
+    assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 2 * saved["global_step"]
+    assert (tmp_path / "fit" / "checkpoints" / "last.ckpt").is_file()

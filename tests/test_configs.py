@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.conftest import tiny_data_args
 
+from helpers import tiny_data_args
 from vmp_lightning.cli import build_cli
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))

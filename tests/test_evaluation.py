@@ -8,9 +8,8 @@ import math
 
 import pytest
 import torch
-from tests.conftest import tiny_data_args
-from tests.test_cli import QUIET, run_cli
 
+from helpers import QUIET, run_cli, tiny_data_args
 from vmp_lightning.cli import build_cli
 from vmp_lightning.evaluation import ClipScores, aggregate_videos, classification_report, write_predictions
 
@@ -90,7 +89,7 @@ def test_multi_view_test_through_the_cli(synthetic_root, tmp_path):
     args = [
         "test",
         *tiny_data_args(synthetic_root),
-        "--data.init_args.test_views=2",
+        "--data.init_args.test_clips=2",
         "--data.init_args.test_crops=3",
         "--trainer.logger=false",
         f"--trainer.default_root_dir={tmp_path}",

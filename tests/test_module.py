@@ -6,9 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import REPO
 from vmp_lightning.backbones import X3D, TinyVideoCNN
 from vmp_lightning.data import Normalization
-from vmp_lightning.module import VideoClassifier, find_head, trainable_parameter_names
+from vmp_lightning.model import find_head
+from vmp_lightning.module import VideoClassifier
 from vmp_lightning.prompt import Gamma, LearnableSigmoid, temporal_variation
 
 NORM = Normalization((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
@@ -85,7 +87,7 @@ def test_v_needs_three_frames():
 
 def test_baseline_has_no_prompt_and_takes_t_frames():
     model = tiny()
-    assert model.prompt is None
+    assert model.model.prompt is None
     logits, attention = model(batch(8)["video"])
     assert logits.shape == (2, 5) and attention == {}
 
@@ -104,8 +106,8 @@ def test_bad_settings_are_clear():
 def test_reference_luma_uses_bgr_weights_on_rgb_input():
     torch.manual_seed(0)
     pn = dict(init_m=0.2, init_n=0.0)
-    ours = tiny(vmp=True, pn=LearnableSigmoid(**pn)).prompt
-    reference = tiny(vmp=True, pn=LearnableSigmoid(**pn), reference_luma=True).prompt
+    ours = tiny(vmp=True, pn=LearnableSigmoid(**pn)).model.prompt
+    reference = tiny(vmp=True, pn=LearnableSigmoid(**pn), reference_luma=True).model.prompt
     assert ours.channel_order == "rgb" and reference.channel_order == "bgr"
     x = torch.randn(1, 3, 3, 8, 8)
     assert (ours.attention(x) - reference.attention(x)).abs().max() > 1e-3
@@ -122,7 +124,7 @@ def test_prompt_has_its_own_param_group():
     backbone_group, prompt_group = optimizer.param_groups
     assert prompt_group["lr"] == pytest.approx(0.1) and prompt_group["weight_decay"] == 0.0
     assert backbone_group["lr"] == pytest.approx(0.01) and backbone_group["weight_decay"] == 1e-4
-    assert {id(p) for p in prompt_group["params"]} == {id(model.prompt.pn.m), id(model.prompt.pn.n)}
+    assert {id(p) for p in prompt_group["params"]} == {id(model.model.prompt.pn.m), id(model.model.prompt.pn.n)}
     every = {id(p) for p in model.parameters()}
     assert {id(p) for g in optimizer.param_groups for p in g["params"]} == every
 
@@ -151,8 +153,8 @@ def test_scheduler_is_built_on_the_optimizer():
 )
 def test_freezing_switches(switches, expected):
     model = tiny(vmp=True, **switches)
-    names = trainable_parameter_names(model)
-    parts = {"prompt" if n.startswith("prompt") else "head" if "classifier" in n else "body" for n in names}
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    parts = {"prompt" if n.startswith("model.prompts") else "head" if "classifier" in n else "body" for n in names}
     assert parts == expected
     optimizer = model.configure_optimizers()
     assert all(p.requires_grad for g in optimizer.param_groups for p in g["params"])
@@ -161,8 +163,8 @@ def test_freezing_switches(switches, expected):
 def test_frozen_backbone_keeps_batchnorm_statistics():
     model = tiny(train_backbone=False)
     model.train()
-    bn = model.backbone.features[0][1]
-    head = model.backbone.classifier
+    bn = model.model.backbone.features[0][1]
+    head = model.model.backbone.classifier
     assert not bn.training and head.training
     before = bn.running_mean.clone()
     model(torch.randn(2, 3, 4, 16, 16) * 3 + 1)
@@ -173,7 +175,7 @@ def test_find_head_on_x3d_and_custom_name():
     assert find_head(TinyVideoCNN(7), 7) == "classifier"
     assert find_head(X3D(7, width_factor=1.0, depth_factor=0.5, head_dim=32), 7) == "net.blocks.5.proj"
     model = VideoClassifier(lambda k: TinyVideoCNN(k), num_classes=3, head="features.0.0")
-    assert model.head_name == "features.0.0"
+    assert model.model.head_name == "features.0.0"
 
 
 def test_baseline_pn_plugs_in():
@@ -181,7 +183,7 @@ def test_baseline_pn_plugs_in():
     loss, logged = run_training_step(model, batch(5))
     assert "prompt/gamma" in logged
     loss.backward()
-    assert model.prompt.pn.gamma.grad is not None
+    assert model.model.prompt.pn.gamma.grad is not None
 
 
 def test_x3d_any_input_size_gives_logits():
@@ -193,3 +195,15 @@ def test_x3d_any_input_size_gives_logits():
     assert not torch.allclose(net(torch.randn(2, 3, 4, 32, 32)).sum(-1), torch.ones(2))
     with pytest.raises(ValueError, match="X3D size"):
         X3D(3, size="xxl")
+
+
+def test_a_checkpoint_of_version_0_1_loads_with_the_same_outputs():
+    """The fixture and its outputs on a fixed clip were written by the code before `PromptedModel`."""
+    fixtures = REPO / "tests" / "fixtures"
+    model = VideoClassifier.load_from_checkpoint(fixtures / "checkpoint_v0.ckpt").eval()
+    expected = torch.load(fixtures / "checkpoint_v0_outputs.pt", weights_only=True)
+    with torch.no_grad():
+        logits, attention = model(expected["clip"])
+    torch.testing.assert_close(logits, expected["logits"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(attention["input"], expected["attention"], rtol=0, atol=1e-6)
+    assert model.hparams.v_reduction == "per_pair" and "v_normalization" not in model.hparams

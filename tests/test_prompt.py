@@ -248,5 +248,5 @@ def test_temporal_variation_is_zero_for_constant_maps_and_checks_input():
         temporal_variation(torch.rand(2, 1, 4, 4))
     with pytest.raises(ValueError, match="B x T x H x W"):
         temporal_variation(torch.rand(2, 3, 4))
-    with pytest.raises(ValueError, match="normalization"):
+    with pytest.raises(ValueError, match="V reduction"):
         temporal_variation(torch.rand(2, 3, 4, 4), "max")

@@ -58,7 +58,7 @@ def test_data_module_on_real_videos(tmp_path):
         target_fps=25,
         crop_size=112,
         short_side=(128, 144),
-        test_views=2,
+        test_clips=2,
         test_crops=3,
         batch_size=3,
         num_workers=0,

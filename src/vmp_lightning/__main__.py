@@ -1,3 +1,3 @@
-from vmp_lightning.cli import main
+from vmp_lightning.commands import main
 
 main()

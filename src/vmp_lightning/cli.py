@@ -1,28 +1,20 @@
-"""The `vmp-lightning` command: LightningCLI (fit | validate | test | predict) plus the project's own commands."""
+"""LightningCLI for `vmp-lightning fit | validate | test | predict` (the project's own commands: commands.py)."""
 
 from __future__ import annotations
 
-import sys
-from importlib import import_module
 from importlib.resources import files
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
-from vmp_lightning.data.annotations import DatasetLayoutError
-from vmp_lightning.data.datamodule import Normalization, VideoDataModule
-from vmp_lightning.data.video import VideoDecodeError
+from vmp_lightning.data.datamodule import VideoDataModule
 from vmp_lightning.loggers import run_directory
 from vmp_lightning.module import VideoClassifier
+from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import MotionPrompt
 
 DEFAULT_CONFIG = str(files("vmp_lightning") / "configs" / "default.yaml")
-PROJECT_COMMANDS = {
-    "demo": "vmp_lightning.demo:main",
-    "prepare": "vmp_lightning.commands:prepare",
-    "check-videos": "vmp_lightning.commands:check_videos",
-}
 DESCRIPTION = (
     "Video Motion Prompts on PyTorch Lightning. Every subcommand starts from the embedded default config "
     f"({DEFAULT_CONFIG}: synthetic motion videos, tiny 3D CNN); --config files and flags override it. "
@@ -32,9 +24,9 @@ DESCRIPTION = (
 )
 
 
-def frames_consumed(vmp: bool) -> int:
+def extra_frames(vmp: bool) -> int:
     """Extra frames the data must sample for the layer in front of the backbone."""
-    return MotionPrompt.frames_consumed if vmp else 0
+    return MotionPrompt.extra_frames if vmp else 0
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -45,7 +37,7 @@ class RunConfigSaver(SaveConfigCallback):
         folder = run_directory(trainer)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / self.config_filename
-        self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=self.multifile)
+        self.parser.save(self.config, str(path), skip_unset=False, overwrite=True, multifile=self.multifile)
         rank_zero_info(f"Config saved to {path}")
 
 
@@ -54,7 +46,7 @@ class VMPLightningCLI(LightningCLI):
     the number of classes and the normalisation; the model is told both (linked arguments)."""
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("model.init_args.vmp", "data.init_args.extra_frames", compute_fn=frames_consumed)
+        parser.link_arguments("model.init_args.vmp", "data.init_args.extra_frames", compute_fn=extra_frames)
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments(  # as a plain dict, so saved hyper-parameters stay plain YAML
             "data.normalization",
@@ -79,21 +71,3 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCL
         args=args,
         run=run,
     )
-
-
-def main(args: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if args is None else list(args)
-    try:
-        if argv and argv[0] in PROJECT_COMMANDS:
-            module, function = PROJECT_COMMANDS[argv[0]].split(":")
-            getattr(import_module(module), function)(argv[1:])
-            return
-        build_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
-    except (DatasetLayoutError, VideoDecodeError) as error:
-        # Bad data is the user's to fix: say what is wrong, without a traceback through library internals.
-        sys.stderr.write(f"vmp-lightning: error: {error}\n")
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

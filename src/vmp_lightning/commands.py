@@ -1,42 +1,32 @@
-"""The project's own subcommands beside LightningCLI's: `prepare` and `check-videos` (and `demo`, see demo.py)."""
+"""The `vmp-lightning` entry point: the project's own commands (`demo`, `prepare`, `check-videos`), else
+LightningCLI's (`fit`, `validate`, `test`, `predict`). The command table lives here; nothing imports it back."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+
+from vmp_lightning import demo
+from vmp_lightning.cli import build_cli
+from vmp_lightning.data.annotations import DatasetLayoutError
+from vmp_lightning.data.video import VideoDecodeError
 
 
 def prepare(argv: list[str]) -> None:
-    """`vmp-lightning prepare hmdb51|finegym|mpii-cooking2 ...`: cut clips and write our annotation files."""
-    from vmp_lightning.data.prepare import prepare_finegym, prepare_hmdb51, prepare_mpii_cooking2
+    """`vmp-lightning prepare <dataset> ...`: cut clips and write annotation files (each dataset's ``PREPARE``)."""
+    from vmp_lightning.data.datasets import prepare_commands
 
     parser = argparse.ArgumentParser(prog="vmp-lightning prepare", description=prepare.__doc__)
     datasets = parser.add_subparsers(dest="dataset", required=True)
-    hmdb = datasets.add_parser("hmdb51", help="re-encode all videos densely key-framed, rewrite the split files")
-    hmdb.add_argument("--root", required=True, help="HMDB-51 root with videos/ and splits/")
-    hmdb.add_argument("--out", required=True, help="new HMDB-51 root")
-    gym = datasets.add_parser("finegym", help="cut sub-action clips from the raw videos")
-    gym.add_argument("--annotation", required=True, help="finegym_annotation_info_v1.1.json")
-    gym.add_argument("--videos", required=True, help="folder of raw videos <youtube id>.mp4")
-    gym.add_argument("--root", required=True, help="FineGym root with annotations/; clips go to root/subactions")
-    gym.add_argument("--subset", default="gym99", choices=["gym99", "gym288"])
-    mpii = datasets.add_parser("mpii-cooking2", help="cut each annotated activity into its own clip")
-    mpii.add_argument(
-        "--root", required=True, help="MPII Cooking 2 root (annotation .mat, experimentalSetup/, videos/)"
-    )
-    mpii.add_argument("--out", required=True, help="folder for clips/, train.txt, val.txt, test.txt, classes.txt")
-    mpii.add_argument("--camera", default="cam-002")
-    for sub in (hmdb, gym, mpii):
+    commands = prepare_commands()
+    for command in commands.values():
+        sub = datasets.add_parser(command.name, help=command.help)
+        command.add_arguments(sub)
         sub.add_argument("--short-side", type=int, default=256, help="resize the short side (0 keeps the size)")
         sub.add_argument("--gop", type=int, default=8, help="key-frame interval in frames")
     args = parser.parse_args(argv)
-    options = {"short_side": args.short_side or None, "gop": args.gop}
-    if args.dataset == "hmdb51":
-        report = prepare_hmdb51(args.root, args.out, **options)
-    elif args.dataset == "finegym":
-        report = prepare_finegym(args.annotation, args.videos, args.root, args.subset, **options)
-    else:
-        report = prepare_mpii_cooking2(args.root, args.out, args.camera, **options)
+    report = commands[args.dataset].run(args, {"short_side": args.short_side or None, "gop": args.gop})
     print(report.summary())
     if report.problems:
         sys.exit(1)
@@ -46,7 +36,6 @@ def check_videos(argv: list[str]) -> None:
     """`vmp-lightning check-videos [--config ...] [--data.* ...] [--out video_check.csv]`: decode every video of
     the configured dataset; print the problems (missing, empty, unreadable, too short, fewer frames than the header
     claims) and write every row to a CSV. Exits with 1 when there is a problem."""
-    from vmp_lightning.cli import build_cli
     from vmp_lightning.data.check import check_datamodule, write_report
 
     parser = argparse.ArgumentParser(prog="vmp-lightning check-videos", description=check_videos.__doc__)
@@ -58,3 +47,27 @@ def check_videos(argv: list[str]) -> None:
     print(write_report(results, args.out))
     if any(r.status != "ok" for r in results):
         sys.exit(1)
+
+
+PROJECT_COMMANDS: dict[str, Callable[[list[str]], None]] = {
+    "demo": demo.main,
+    "prepare": prepare,
+    "check-videos": check_videos,
+}
+
+
+def main(args: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if args is None else list(args)
+    try:
+        if argv and argv[0] in PROJECT_COMMANDS:
+            PROJECT_COMMANDS[argv[0]](argv[1:])
+            return
+        build_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
+    except (DatasetLayoutError, VideoDecodeError) as error:
+        # Bad data is the user's to fix: say what is wrong, without a traceback through library internals.
+        sys.stderr.write(f"vmp-lightning: error: {error}\n")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -10,12 +10,12 @@ import argparse
 
 from lightning.pytorch.utilities import rank_zero_info
 
+from vmp_lightning.cli import build_cli
 from vmp_lightning.loggers import finish_wandb_runs
 
 
 def run(vmp: bool, extra_args: list[str]) -> tuple[dict[str, float], int]:
     """Fit, then test the best checkpoint; returns the test metrics and the number of classes."""
-    from vmp_lightning.cli import build_cli
 
     name = "demo-vmp" if vmp else "demo-baseline"
     args = ["fit", "--model.vmp", str(vmp).lower(), "--trainer.logger.init_args.name", name, *extra_args]

@@ -91,8 +91,12 @@ class SlowFast(nn.Module):
             fast = clip[:, :, 1:]
         return [slow, fast], attention
 
-    def forward(self, clip: Tensor, prompts: Mapping[str, MotionPrompt] | None = None):
-        """Logits; with ``prompts`` (site -> layer), ``(logits, {site: attention})``."""
-        inputs, attention = self.pathways(clip, prompts or {})
-        logits = self.net(inputs)  # a fresh list each call: pytorchvideo's forward writes into it
-        return (logits, attention) if prompts is not None else logits
+    def prompted_forward(self, clip: Tensor, prompts: Mapping[str, MotionPrompt]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Logits and ``{site: attention}`` with the given prompt layers (site -> layer; empty: none); see
+        `vmp_lightning.model.PromptSites`."""
+        inputs, attention = self.pathways(clip, prompts)
+        return self.net(inputs), attention  # a fresh list each call: pytorchvideo's forward writes into it
+
+    def forward(self, clip: Tensor) -> Tensor:
+        """Logits of a baseline clip of alpha x T_slow frames."""
+        return self.prompted_forward(clip, {})[0]

@@ -1,30 +1,22 @@
-"""Data path: records, clip sampling, decoding, transforms, data modules, synthetic motion videos."""
+"""Data path: records, clip sampling, decoding, transforms, data modules (one file per dataset in `datasets/`)."""
 
-from vmp_lightning.data.annotations import (
-    Annotations,
-    DatasetLayoutError,
-    parse_subaction_id,
-    read_finegym,
-    read_hmdb51,
-    read_mpii_cooking2,
-    read_video_lists,
-)
-from vmp_lightning.data.datamodule import KINETICS_MEAN, KINETICS_STD, Normalization, VideoDataModule
-from vmp_lightning.data.dataset import ClipDataset
+from vmp_lightning.data.annotations import Annotations, DatasetLayoutError
+from vmp_lightning.data.clip_dataset import ClipDataset
+from vmp_lightning.data.datamodule import AnnotatedDataModule, VideoDataModule
 from vmp_lightning.data.datasets import (
     FineGymDataModule,
     HMDB51DataModule,
     MPIICooking2DataModule,
+    SyntheticMotionDataModule,
     VideoListDataModule,
 )
-from vmp_lightning.data.sampling import sample_clip_indices, view_clip_indices
-from vmp_lightning.data.synthetic import (
-    SyntheticMotionDataModule,
-    SyntheticMotionSpec,
-    generate,
-    render_video,
-)
-from vmp_lightning.data.transforms import Normalizer, eval_transform, train_transform
+from vmp_lightning.data.datasets.finegym import parse_subaction_id, read_finegym
+from vmp_lightning.data.datasets.hmdb51 import read_hmdb51
+from vmp_lightning.data.datasets.mpii_cooking2 import read_mpii_cooking2
+from vmp_lightning.data.datasets.synthetic import SyntheticMotionSpec, generate, render_video
+from vmp_lightning.data.datasets.video_list import read_video_lists
+from vmp_lightning.data.sampling import sample_clip_indices, eval_clip_indices
+from vmp_lightning.data.transforms import eval_transform, train_transform
 from vmp_lightning.data.video import (
     VideoDecodeError,
     VideoReader,
@@ -35,10 +27,12 @@ from vmp_lightning.data.video import (
     read_frames,
     write_video,
 )
+from vmp_lightning.normalization import KINETICS_MEAN, KINETICS_STD, Normalization
 
 __all__ = [
     "KINETICS_MEAN",
     "KINETICS_STD",
+    "AnnotatedDataModule",
     "Annotations",
     "ClipDataset",
     "DatasetLayoutError",
@@ -46,7 +40,6 @@ __all__ = [
     "HMDB51DataModule",
     "MPIICooking2DataModule",
     "Normalization",
-    "Normalizer",
     "SyntheticMotionDataModule",
     "SyntheticMotionSpec",
     "VideoDataModule",
@@ -67,7 +60,7 @@ __all__ = [
     "read_video_lists",
     "render_video",
     "sample_clip_indices",
+    "eval_clip_indices",
     "train_transform",
-    "view_clip_indices",
     "write_video",
 ]

@@ -19,8 +19,10 @@ class VideoCheck:
     message: str = ""
 
 
-def check_video(path: str, needed: int, start: int = 0, end: int | None = None, backend: str = "decord") -> VideoCheck:
-    """Open ``path``, check the interval holds ``needed`` frames, and decode its first and last frame."""
+def check_video(
+    path: str, frames_per_clip: int, start: int = 0, end: int | None = None, backend: str = "decord"
+) -> VideoCheck:
+    """Open ``path``, check the interval holds ``frames_per_clip`` frames, and decode its first and last frame."""
     if not Path(path).is_file():
         return VideoCheck("", path, "missing", 0, "no such file")
     if Path(path).stat().st_size == 0:
@@ -34,8 +36,10 @@ def check_video(path: str, needed: int, start: int = 0, end: int | None = None, 
     if claimed and claimed != frames:
         return VideoCheck("", path, "frame_count_mismatch", frames, f"the header claims {claimed} frames")
     last = frames - 1 if end is None else min(end, frames - 1)
-    if last - start + 1 < needed:
-        return VideoCheck("", path, "too_short", frames, f"{max(last - start + 1, 0)} frames, a clip needs {needed}")
+    if last - start + 1 < frames_per_clip:
+        return VideoCheck(
+            "", path, "too_short", frames, f"{max(last - start + 1, 0)} frames, a clip needs {frames_per_clip}"
+        )
     try:
         read_frames(reader, [start])
     except VideoDecodeError as error:

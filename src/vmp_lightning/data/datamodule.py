@@ -1,41 +1,18 @@
-"""The data module base: owns the frame count, the sampling and the normalisation that the model is told about."""
+"""The data module bases: `VideoDataModule` owns the frame count, the sampling and the pixel normalisation that
+the model is told about; `AnnotatedDataModule` adds records read from a dataset's annotation files."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
-from vmp_lightning.data.dataset import ClipDataset, OnBadVideo
-from vmp_lightning.data.transforms import Normalizer, eval_transform, train_transform
+from vmp_lightning.data.annotations import Annotations, DatasetLayoutError
+from vmp_lightning.data.clip_dataset import ClipDataset, OnBadVideo
+from vmp_lightning.data.transforms import eval_transform, train_transform
 from vmp_lightning.data.video import Backend, VideoRecord
-from vmp_lightning.prompt import ChannelOrder
-
-KINETICS_MEAN = (0.45, 0.45, 0.45)
-KINETICS_STD = (0.225, 0.225, 0.225)
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """What the pipeline did to the pixels: ``x = (u - mean) / std`` per channel, channels in ``channel_order``."""
-
-    mean: tuple[float, float, float] = KINETICS_MEAN
-    std: tuple[float, float, float] = KINETICS_STD
-    channel_order: ChannelOrder = "rgb"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
-
-    def as_dict(self) -> dict:
-        """Plain lists and strings: what checkpoints and YAML files store."""
-        return {"mean": list(self.mean), "std": list(self.std), "channel_order": self.channel_order}
-
-
-# Saved in checkpoint hyper-parameters: allow it under torch.load(weights_only=True).
-torch.serialization.add_safe_globals([Normalization])
+from vmp_lightning.normalization import KINETICS_MEAN, KINETICS_STD, Normalization
 
 SPLITS = ("train", "val", "test")
 
@@ -46,13 +23,15 @@ class VideoDataModule(L.LightningDataModule):
     Args:
         num_frames: T, the number of frames the backbone sees.
         extra_frames: added on top when a layer in front of the backbone consumes frames (1 for the motion
-            prompt); the CLI links it from ``model.vmp``, so turning VMPs on is one switch.
+            prompt); the CLI links it from ``model.vmp``, so turning VMPs on is one switch. A clip holds
+            ``frames_per_clip = num_frames + extra_frames`` decoded frames.
         stride: gap between sampled frames, in frames at ``target_fps`` (in source frames when it is None).
         target_fps: frame rate the stride refers to (the reference recipe: stride 32 at 30 fps).
         crop_size, short_side: training resizes the short side to a random value in ``short_side`` and crops
             ``crop_size`` at random; evaluation resizes it to ``short_side[0]`` and crops.
         flip: random horizontal flips in training.
-        test_views, test_crops: temporal views x spatial crops (1 or 3) per test video; validation uses 1 x 1.
+        test_clips, test_crops: temporal clips x spatial crops (1 or 3) per test video, each pair one *view*;
+            validation uses 1 x 1.
         backend: video decoder, ``decord`` | ``pyav`` | ``torchcodec``.
         on_bad_video: ``raise`` stops at an unreadable, empty or too-short video; ``skip`` reports it once and
             lets the next readable video of the split stand in (counted per epoch as ``data/bad_videos``).
@@ -69,7 +48,7 @@ class VideoDataModule(L.LightningDataModule):
         flip: bool = True,
         mean: tuple[float, float, float] = KINETICS_MEAN,
         std: tuple[float, float, float] = KINETICS_STD,
-        test_views: int = 1,
+        test_clips: int = 1,
         test_crops: int = 1,
         backend: Backend = "decord",
         on_bad_video: OnBadVideo = "raise",
@@ -79,13 +58,12 @@ class VideoDataModule(L.LightningDataModule):
         super().__init__()
         if num_frames < 1 or extra_frames < 0:
             raise ValueError(f"need num_frames >= 1 and extra_frames >= 0, got {num_frames} and {extra_frames}")
-        if test_views < 1 or test_crops not in (1, 3):
-            raise ValueError(f"need test_views >= 1 and test_crops in (1, 3), got {test_views} and {test_crops}")
+        if test_clips < 1 or test_crops not in (1, 3):
+            raise ValueError(f"need test_clips >= 1 and test_crops in (1, 3), got {test_clips} and {test_crops}")
         self.num_frames, self.extra_frames, self.stride, self.target_fps = num_frames, extra_frames, stride, target_fps
         self.crop_size, self.short_side, self.flip = crop_size, tuple(short_side), flip
         self.normalization = Normalization(tuple(mean), tuple(std), "rgb")  # every backend decodes to RGB
-        self.normalize = Normalizer(mean, std)
-        self.test_views, self.test_crops = test_views, test_crops
+        self.test_clips, self.test_crops = test_clips, test_crops
         self.backend, self.on_bad_video = backend, on_bad_video
         self.batch_size, self.num_workers = batch_size, num_workers
         self.records: dict[str, list[VideoRecord]] = {}
@@ -116,13 +94,13 @@ class VideoDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Loaders deliver uint8 clips (a quarter of the bytes); they are normalised here, on the device."""
         if isinstance(batch, dict) and batch.get("video") is not None and batch["video"].dtype == torch.uint8:
-            batch["video"] = self.normalize(batch["video"])
+            batch["video"] = self.normalization.apply(batch["video"])
         return batch
 
     def dataset(self, split: str) -> ClipDataset:
-        """Items hold uint8 ``C x T x H x W`` clips; `normalize` (applied after transfer) makes them floats."""
+        """Items hold uint8 ``C x T x H x W`` clips; `normalization` (applied after transfer) makes them floats."""
         train = split == "train"
-        views, crops = (self.test_views, self.test_crops) if split == "test" else (1, 1)
+        clips, crops = (self.test_clips, self.test_crops) if split == "test" else (1, 1)
         if train:
             transform = train_transform(self.crop_size, self.short_side, self.flip)
         else:
@@ -133,7 +111,7 @@ class VideoDataModule(L.LightningDataModule):
             self.stride,
             transform,
             train=train,
-            num_views=views,
+            num_clips=clips,
             num_crops=crops,
             target_fps=self.target_fps,
             backend=self.backend,
@@ -163,3 +141,41 @@ class VideoDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+
+class AnnotatedDataModule(VideoDataModule):
+    """A data module whose records come from an annotation reader, read once.
+
+    Videos the annotation lists but the disk lacks are an error listing them with ``on_bad_video="raise"``;
+    with ``"skip"`` they are dropped with one warning that counts and names them.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._annotations: Annotations | None = None
+
+    def read_annotations(self) -> Annotations:
+        raise NotImplementedError
+
+    @property
+    def annotations(self) -> Annotations:
+        if self._annotations is None:
+            annotations = self.read_annotations()
+            for note in annotations.notes:
+                rank_zero_warn(f"{type(self).__name__}: {note}")
+            if annotations.missing:
+                listing = "\n  ".join(annotations.missing[:20])
+                more = f"\n  ... and {len(annotations.missing) - 20} more" if len(annotations.missing) > 20 else ""
+                message = f"{len(annotations.missing)} videos listed in the annotation are missing:\n  {listing}{more}"
+                if self.on_bad_video == "raise":
+                    raise DatasetLayoutError(message + "\n(set on_bad_video: skip to train without them)")
+                rank_zero_warn(f"{type(self).__name__}: {message}\nthey are left out (on_bad_video: skip)")
+            self._annotations = annotations
+        return self._annotations
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.annotations.class_names
+
+    def load_records(self, split: str) -> list[VideoRecord]:
+        return self.annotations.splits[split]

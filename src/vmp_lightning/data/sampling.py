@@ -1,7 +1,7 @@
-"""Which frames of a video make a clip: training windows, evaluation views, and the short-video policy.
+"""Which frames of a video make a clip: training windows, evaluation clips, and the short-video policy.
 
 Positions are measured in frames of the video *resampled to* ``target_fps`` when one is given: a clip of
-``num_frames`` frames ``stride`` apart at ``target_fps`` covers the same time in a 25 fps and a 60 fps video.
+``frames_per_clip`` frames ``stride`` apart at ``target_fps`` covers the same time in a 25 fps and a 60 fps video.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ def _source_step(stride: float, fps: float | None, target_fps: float | None) -> 
     return max(stride * (fps / target_fps), 1.0) if fps and target_fps else float(stride)
 
 
-def _window(video_frames: int, num_frames: int, step: float, start: float) -> np.ndarray:
-    return np.minimum(np.round(start + step * np.arange(num_frames)).astype(np.int64), video_frames - 1)
+def _window(video_frames: int, frames_per_clip: int, step: float, start: float) -> np.ndarray:
+    return np.minimum(np.round(start + step * np.arange(frames_per_clip)).astype(np.int64), video_frames - 1)
 
 
-def _spread(video_frames: int, num_frames: int) -> np.ndarray:
+def _spread(video_frames: int, frames_per_clip: int) -> np.ndarray:
     """Frames spread evenly over a video too short for the window: distinct whenever it has enough frames."""
-    return np.round(np.linspace(0, video_frames - 1, num_frames)).astype(np.int64)
+    return np.round(np.linspace(0, video_frames - 1, frames_per_clip)).astype(np.int64)
 
 
 def sample_clip_indices(
     video_frames: int,
-    num_frames: int,
+    frames_per_clip: int,
     stride: int,
     rng: np.random.Generator | None = None,
     start_frame: int = 0,
@@ -35,44 +35,44 @@ def sample_clip_indices(
     """Indices of one clip inside ``video_frames`` frames (offset by ``start_frame``).
 
     With ``rng`` the window starts at a uniformly random position (training); without, it is centred.
-    A video shorter than the window has its ``num_frames`` frames spread over its whole length instead.
+    A video shorter than the window has its ``frames_per_clip`` frames spread over its whole length instead.
     """
     if video_frames < 1:
         raise ValueError(f"cannot sample a clip from a video with {video_frames} frames")
-    if num_frames < 1 or stride < 1:
-        raise ValueError(f"num_frames and stride must be >= 1, got {num_frames} and {stride}")
+    if frames_per_clip < 1 or stride < 1:
+        raise ValueError(f"frames_per_clip and stride must be >= 1, got {frames_per_clip} and {stride}")
     step = _source_step(stride, fps, target_fps)
-    span = step * (num_frames - 1) + 1
+    span = step * (frames_per_clip - 1) + 1
     if span > video_frames:
-        return _spread(video_frames, num_frames) + start_frame
+        return _spread(video_frames, frames_per_clip) + start_frame
     slack = video_frames - span
     start = rng.uniform(0, slack) if rng is not None else slack / 2
-    return _window(video_frames, num_frames, step, start) + start_frame
+    return _window(video_frames, frames_per_clip, step, start) + start_frame
 
 
-def view_clip_indices(
+def eval_clip_indices(
     video_frames: int,
-    num_frames: int,
+    frames_per_clip: int,
     stride: int,
-    num_views: int,
-    view: int,
+    num_clips: int,
+    clip: int,
     start_frame: int = 0,
     fps: float | None = None,
     target_fps: float | None = None,
 ) -> np.ndarray:
-    """Indices of temporal view ``view`` of ``num_views`` for evaluation.
+    """Indices of temporal clip ``clip`` of ``num_clips`` for evaluation.
 
-    The views' windows are centred at ``(view + 0.5) / num_views`` of the way through the video, so they are
-    spaced evenly and cover the middle of the video rather than starting at frame 0 (one view = the centred clip).
+    The clips' windows are centred at ``(clip + 0.5) / num_clips`` of the way through the video, so they are
+    spaced evenly and cover the middle of the video rather than starting at frame 0 (one clip = the centred one).
     """
-    if not 0 <= view < num_views:
-        raise ValueError(f"view must be in [0, {num_views}), got {view}")
+    if not 0 <= clip < num_clips:
+        raise ValueError(f"clip must be in [0, {num_clips}), got {clip}")
     if video_frames < 1:
         raise ValueError(f"cannot sample a clip from a video with {video_frames} frames")
     step = _source_step(stride, fps, target_fps)
-    span = step * (num_frames - 1) + 1
+    span = step * (frames_per_clip - 1) + 1
     if span > video_frames:
-        return _spread(video_frames, num_frames) + start_frame
-    centre = (view + 0.5) / num_views * video_frames
+        return _spread(video_frames, frames_per_clip) + start_frame
+    centre = (clip + 0.5) / num_clips * video_frames
     start = min(max(centre - span / 2, 0.0), video_frames - span)
-    return _window(video_frames, num_frames, step, start) + start_frame
+    return _window(video_frames, frames_per_clip, step, start) + start_frame

@@ -1,5 +1,5 @@
 """Clip transforms on torchvision.transforms.v2 functionals: uint8 ``T x H x W x C`` frames -> uint8
-``C x T x H x W`` crops; `Normalizer` turns a batch of them into normalised floats.
+``C x T x H x W`` crops; `Normalization.apply` turns a batch of them into normalised floats.
 
 Loader workers hand over uint8 crops, a quarter of the bytes of float ones, and the data module normalises after
 the batch reached its device (`VideoDataModule.on_after_batch_transfer`): measured in
@@ -11,25 +11,11 @@ from the source frames before resizing, so it resizes far fewer pixels.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from torchvision.transforms.v2 import functional as F
-
-
-class Normalizer:
-    """uint8 clips ``... x C x T x H x W`` -> float32 ``(x / 255 - mean) / std`` per channel, on their device."""
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.scale = torch.tensor([1 / (255 * s) for s in std]).view(3, 1, 1, 1)
-        self.shift = torch.tensor([m / s for m, s in zip(mean, std, strict=True)]).view(3, 1, 1, 1)
-
-    def __call__(self, video: Tensor) -> Tensor:
-        if video.dtype != torch.uint8:
-            raise ValueError(f"Normalizer expects uint8 clips, got {video.dtype}")
-        scale, shift = self.scale.to(video.device), self.shift.to(video.device)
-        return video.to(torch.float32).mul_(scale).sub_(shift)
 
 
 def _channels_first(video: Tensor) -> Tensor:

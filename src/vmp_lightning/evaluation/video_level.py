@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
 
 Aggregation = Literal["sum_logits", "mean_softmax"]
 
@@ -93,21 +94,21 @@ class Report:
 
 
 def classification_report(scores: Tensor, labels: Tensor, num_classes: int) -> Report:
+    """Top-1 / top-5 (top-k capped at the number of classes) and the confusion matrix by torchmetrics; per-class
+    accuracy from its rows, NaN for a class without samples, and the mean over the classes that have samples
+    (torchmetrics' ``macro`` would also count a class that is only predicted, as 0)."""
     if len(labels) == 0:
         raise ValueError("no samples to evaluate")
-    k = min(5, num_classes)
-    top = scores.topk(k, dim=-1).indices
-    predictions = top[:, 0]
-    acc1 = (predictions == labels).float().mean().item()
-    acc5 = (top == labels[:, None]).any(dim=-1).float().mean().item()
-    confusion = torch.bincount(labels * num_classes + predictions, minlength=num_classes**2).view(num_classes, -1)
+    scores = scores.float()
+    acc1 = multiclass_accuracy(scores, labels, num_classes, top_k=1, average="micro").item()
+    acc5 = multiclass_accuracy(scores, labels, num_classes, top_k=min(5, num_classes), average="micro").item()
+    confusion = multiclass_confusion_matrix(scores, labels, num_classes)
     totals = confusion.sum(1)
     per_class = torch.where(totals > 0, confusion.diag() / totals.clamp_min(1), torch.tensor(float("nan")))
-    present = totals > 0
     return Report(
         acc1=acc1,
         acc5=acc5,
-        mean_class_acc=per_class[present].mean().item(),
+        mean_class_acc=per_class.nanmean().item(),
         per_class_acc=per_class.tolist(),
         confusion=confusion.tolist(),
         count=len(labels),

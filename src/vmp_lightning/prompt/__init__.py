@@ -2,7 +2,7 @@
 
 from vmp_lightning.prompt.layer import BT601_RGB, ChannelOrder, MotionPrompt, check_clip, luma_weights
 from vmp_lightning.prompt.pn import AsinhE, Gamma, LearnableSigmoid, MaxExp, PowerNorm, SigmE
-from vmp_lightning.prompt.regularizer import VNormalization, temporal_variation
+from vmp_lightning.prompt.regularizer import VReduction, temporal_variation
 
 __all__ = [
     "BT601_RGB",
@@ -14,7 +14,7 @@ __all__ = [
     "MotionPrompt",
     "PowerNorm",
     "SigmE",
-    "VNormalization",
+    "VReduction",
     "check_clip",
     "luma_weights",
     "temporal_variation",

@@ -64,8 +64,8 @@ class MotionPrompt(nn.Module):
         self.register_buffer("_luma_of_normalised", torch.tensor(weights, dtype=torch.float32), persistent=False)
         self.pn = pn if pn is not None else LearnableSigmoid()
 
-    frames_consumed = 1
-    """A clip of T+1 frames becomes T prompts."""
+    extra_frames = 1
+    """Frames the layer consumes: a clip of T+1 frames becomes T prompts."""
 
     def attention(self, x: Tensor) -> Tensor:
         """Attention maps ``B x T x H x W`` (float32, or float64 for a float64 clip) of a normalised clip

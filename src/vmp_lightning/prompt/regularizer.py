@@ -7,13 +7,13 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-VNormalization = Literal["mean", "per_pair", "sum"]
+VReduction = Literal["mean", "per_pair", "sum"]
 
 
-def temporal_variation(attention: Tensor, normalization: VNormalization = "mean") -> Tensor:
+def temporal_variation(attention: Tensor, reduction: VReduction = "mean") -> Tensor:
     """``V`` of attention maps ``B x T x H x W`` (T >= 2), computed in float32 (or float64).
 
-    With ``S = sum_b sum_{t=1}^{T-1} ||A_{b,t+1} - A_{b,t}||_F^2``:
+    How the sum is reduced (``reduction``), with ``S = sum_b sum_{t=1}^{T-1} ||A_{b,t+1} - A_{b,t}||_F^2``:
 
     - ``"mean"`` (default, as the reference code): ``S / (B * (T-1) * H * W)``, the mean over batch, consecutive
       pairs and pixels, so lambda does not depend on resolution or batch size;
@@ -31,10 +31,10 @@ def temporal_variation(attention: Tensor, normalization: VNormalization = "mean"
         )
     a = attention.to(torch.promote_types(attention.dtype, torch.float32))
     total = (a[:, 1:] - a[:, :-1]).square().sum()
-    if normalization == "mean":
+    if reduction == "mean":
         return total / (batch * (steps - 1) * height * width)
-    if normalization == "per_pair":
+    if reduction == "per_pair":
         return total / (batch * (steps - 1))
-    if normalization == "sum":
+    if reduction == "sum":
         return total
-    raise ValueError(f"normalization must be 'mean', 'per_pair' or 'sum', got {normalization!r}")
+    raise ValueError(f"V reduction must be 'mean', 'per_pair' or 'sum', got {reduction!r}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vmp_lightning.data.datamodule import KINETICS_MEAN, KINETICS_STD, SPLITS, VideoDataModule
+from vmp_lightning.data.datamodule import SPLITS, VideoDataModule
 from vmp_lightning.data.video import VideoRecord, write_video
 
 #: Motion name -> direction (dx, dy) per frame, scaled by the speed. "Oscillate" classes move back and forth.
@@ -44,8 +44,8 @@ class SyntheticMotionSpec:
 
     num_classes: int = 4
     videos_per_class: tuple[int, int, int] = (40, 10, 20)  # train, val, test
-    size: int = 64
-    frames: int = 24
+    video_size: int = 64
+    video_frames: int = 24
     fps: int = 12
     speed: float = 2.0
     object_size: int = 16
@@ -56,8 +56,10 @@ class SyntheticMotionSpec:
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= len(MOTIONS):
             raise ValueError(f"num_classes must be in [2, {len(MOTIONS)}], got {self.num_classes}")
-        if self.size % 2 or self.size < 2 * self.object_size:
-            raise ValueError(f"size must be even and at least twice object_size, got {self.size}, {self.object_size}")
+        if self.video_size % 2 or self.video_size < 2 * self.object_size:
+            raise ValueError(
+                f"video_size must be even and at least twice object_size, got {self.video_size}, {self.object_size}"
+            )
         if len(self.videos_per_class) != 3 or min(self.videos_per_class) < 1:
             raise ValueError(f"videos_per_class needs 3 positive counts (train, val, test): {self.videos_per_class}")
 
@@ -79,8 +81,8 @@ def _texture(rng: np.random.Generator, height: int, width: int, cells: int) -> n
 
 
 def render_video(spec: SyntheticMotionSpec, label: int, rng: np.random.Generator) -> np.ndarray:
-    """``frames x size x size x 3`` uint8 frames of one video of class ``label``."""
-    size, obj = spec.size, spec.object_size
+    """``video_frames x video_size x video_size x 3`` uint8 frames of one video of class ``label``."""
+    size, obj = spec.video_size, spec.object_size
     frame = _texture(rng, size, size, cells=8)
     for _ in range(spec.num_distractors):  # static objects that look like the moving one
         y, x = rng.integers(0, size - obj, size=2)
@@ -88,8 +90,8 @@ def render_video(spec: SyntheticMotionSpec, label: int, rng: np.random.Generator
     patch = _texture(rng, obj, obj, cells=4)
     dx, dy = MOTIONS[spec.class_names[label]]
     y0, x0 = rng.uniform(0, size, size=2)
-    video = np.empty((spec.frames, size, size, 3), dtype=np.float32)
-    for t in range(spec.frames):
+    video = np.empty((spec.video_frames, size, size, 3), dtype=np.float32)
+    for t in range(spec.video_frames):
         rows = (round(float(y0 + dy * spec.speed * t)) + np.arange(obj)) % size
         cols = (round(float(x0 + dx * spec.speed * t)) + np.arange(obj)) % size
         video[t] = frame
@@ -133,8 +135,10 @@ def default_cache_root() -> Path:
 
 
 class SyntheticMotionDataModule(VideoDataModule):
-    """Synthetic motion videos, generated on first use (see the module docstring). Horizontal flips are off by
-    default: they would turn "left" into "right"."""
+    """Synthetic motion videos, generated on first use (see the module docstring), in ``root`` (default:
+    `default_cache_root`). The generation settings are `SyntheticMotionSpec`'s; every other option is the base
+    data module's, with defaults sized for the small videos. Horizontal flips are off by default: they would
+    turn "left" into "right"."""
 
     def __init__(
         self,
@@ -148,38 +152,21 @@ class SyntheticMotionDataModule(VideoDataModule):
         noise_std: float = 3.0,
         seed: int = 0,
         root: str | None = None,
-        num_frames: int = 8,
-        extra_frames: int = 0,
         stride: int = 2,
         crop_size: int = 56,
         short_side: tuple[int, int] = (64, 72),
         flip: bool = False,
-        mean: tuple[float, float, float] = KINETICS_MEAN,
-        std: tuple[float, float, float] = KINETICS_STD,
-        test_views: int = 1,
-        test_crops: int = 1,
         batch_size: int = 16,
-        num_workers: int = 2,
+        **kwargs,
     ) -> None:
         super().__init__(
-            num_frames=num_frames,
-            extra_frames=extra_frames,
-            stride=stride,
-            crop_size=crop_size,
-            short_side=short_side,
-            flip=flip,
-            mean=mean,
-            std=std,
-            test_views=test_views,
-            test_crops=test_crops,
-            batch_size=batch_size,
-            num_workers=num_workers,
+            stride=stride, crop_size=crop_size, short_side=short_side, flip=flip, batch_size=batch_size, **kwargs
         )
         self.spec = SyntheticMotionSpec(
             num_classes=num_classes,
             videos_per_class=tuple(videos_per_class),
-            size=video_size,
-            frames=video_frames,
+            video_size=video_size,
+            video_frames=video_frames,
             speed=speed,
             object_size=object_size,
             num_distractors=num_distractors,

@@ -1,0 +1,97 @@
+"""HMDB-51 (Kuehne et al., ICCV 2011): 51 classes, three official splits (70 train / 30 test clips per class).
+
+Layout, reader, preparation (`vmp-lightning prepare hmdb51`) and data module, all of HMDB-51 in one file.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, keep_existing, require
+from vmp_lightning.data.datamodule import AnnotatedDataModule
+from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report
+from vmp_lightning.data.video import VideoRecord
+
+HMDB51_LAYOUT = """  <root>/videos/<class>/<video>.avi          (51 class folders, from hmdb51_org.rar)
+  <root>/splits/<class>_test_split<1|2|3>.txt (from test_train_splits.rar; lines "<video>.avi <0|1|2>",
+                                               1 = train, 2 = test, 0 = unused)"""
+HMDB51_CLIPS_PER_CLASS = {"train": 70, "test": 30}
+
+
+def read_hmdb51(root: str | Path, split: int = 1) -> Annotations:
+    """HMDB-51 split ``split``: class index by sorted class name; validation uses the test list (HMDB-51 has no
+    validation split). Notes name the classes whose train / test counts differ from the official 70 / 30."""
+    if split not in (1, 2, 3):
+        raise ValueError(f"HMDB-51 split must be 1, 2 or 3, got {split}")
+    root = Path(root)
+    require({"dataset root": root, "videos folder": root / "videos", "splits folder": root / "splits"}, HMDB51_LAYOUT)
+    files = sorted((root / "splits").glob(f"*_test_split{split}.txt"))
+    if not files:
+        raise DatasetLayoutError(f"no *_test_split{split}.txt in {root / 'splits'}\nexpected layout:\n{HMDB51_LAYOUT}")
+    class_names = sorted(f.name[: -len(f"_test_split{split}.txt")] for f in files)
+    splits: dict[str, list[VideoRecord]] = {"train": [], "test": []}
+    notes = []
+    for label, name in enumerate(class_names):
+        counts = {"train": 0, "test": 0}
+        for number, line in enumerate((root / "splits" / f"{name}_test_split{split}.txt").read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise DatasetLayoutError(
+                    f"{name}_test_split{split}.txt line {number}: expected '<video> <0|1|2>', got {line!r}"
+                )
+            if parts[1] == "0":
+                continue
+            which = "train" if parts[1] == "1" else "test"
+            counts[which] += 1
+            path = root / "videos" / name / parts[0]
+            splits[which].append(VideoRecord(str(path), label, f"{name}/{Path(parts[0]).stem}"))
+        if counts != HMDB51_CLIPS_PER_CLASS:
+            notes.append(f"class {name}: {counts['train']} train / {counts['test']} test clips (official: 70 / 30)")
+    if len(class_names) != 51:
+        notes.append(f"{len(class_names)} classes found, HMDB-51 has 51")
+    missing: list[str] = []
+    splits = {which: keep_existing(records, missing) for which, records in splits.items()}
+    splits["val"] = splits["test"]
+    return Annotations(splits, class_names, missing, notes)
+
+
+def prepare_hmdb51(root: str | Path, out: str | Path, **options) -> PrepareReport:
+    """Re-encode the videos of all three splits into ``out/videos/<class>/<name>.mp4`` and write split files
+    that name them; ``out`` is then an HMDB-51 root for `HMDB51DataModule`."""
+    root, out = Path(root), Path(out)
+    report = PrepareReport(problems=[f"missing video {path}" for path in read_hmdb51(root, 1).missing])
+    videos = sorted((root / "videos").glob("*/*.avi"))
+    for source in videos:
+        cut_into_report(report, source, out / "videos" / source.parent.name / f"{source.stem}.mp4", 0, None, **options)
+    (out / "splits").mkdir(parents=True, exist_ok=True)
+    for split_file in sorted((root / "splits").glob("*_test_split*.txt")):
+        lines = [line.replace(".avi", ".mp4") for line in split_file.read_text().splitlines()]
+        (out / "splits" / split_file.name).write_text("\n".join(lines) + "\n")
+    return report
+
+
+def _prepare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", required=True, help="HMDB-51 root with videos/ and splits/")
+    parser.add_argument("--out", required=True, help="new HMDB-51 root")
+
+
+PREPARE = PrepareCommand(
+    "hmdb51",
+    "re-encode all videos densely key-framed, rewrite the split files",
+    _prepare_arguments,
+    lambda args, options: prepare_hmdb51(args.root, args.out, **options),
+)
+
+
+class HMDB51DataModule(AnnotatedDataModule):
+    """HMDB-51 (51 classes), official split 1, 2 or 3; validation on the split's test list."""
+
+    def __init__(self, root: str, split: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.root, self.split = root, split
+
+    def read_annotations(self) -> Annotations:
+        return read_hmdb51(self.root, self.split)

@@ -1,0 +1,84 @@
+"""Any dataset given as list files, one per split (``"<path> <label> [<start> <end>]"`` lines, Kinetics style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, keep_existing, require
+from vmp_lightning.data.datamodule import AnnotatedDataModule
+from vmp_lightning.data.video import VideoRecord
+
+LIST_LAYOUT = """  one line per video: "<path> <label> [<start frame> <end frame>]", space- or comma-separated,
+  an optional header line "path,label[,start,end]"; label an integer or a class name;
+  paths relative to `root` unless absolute"""
+
+
+def read_video_list(path: Path, root: Path) -> list[tuple[str, str, int, int | None]]:
+    """Rows (path, label text, start, end) of a list file."""
+    rows = []
+    text = path.read_text().splitlines()
+    for number, line in enumerate(text, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = [p.strip() for p in (line.split(",") if "," in line else line.split())]
+        if number == 1 and parts[:2] == ["path", "label"]:
+            continue
+        if len(parts) not in (2, 4):
+            raise DatasetLayoutError(f"{path} line {number}: expected 2 or 4 fields, got {line!r}\n{LIST_LAYOUT}")
+        video = parts[0] if Path(parts[0]).is_absolute() else str(root / parts[0])
+        start, end = (int(parts[2]), int(parts[3])) if len(parts) == 4 else (0, None)
+        rows.append((video, parts[1], start, end))
+    return rows
+
+
+def read_video_lists(
+    lists: dict[str, str | Path], root: str | Path = "", classes: str | Path | None = None
+) -> Annotations:
+    """Generic dataset from list files per split. Class names come from ``classes`` (one name per line, label =
+    line number) or, without it, integer labels are used as they are and names sorted otherwise."""
+    root = Path(root)
+    require({f"{split} list": Path(p) for split, p in lists.items()}, LIST_LAYOUT)
+    names = [n.strip() for n in Path(classes).read_text().splitlines() if n.strip()] if classes else None
+    rows = {split: read_video_list(Path(p), root) for split, p in lists.items()}
+    labels = {label for split_rows in rows.values() for _, label, _, _ in split_rows}
+    if names is None:
+        if all(label.isdigit() for label in labels):
+            names = [f"class_{k}" for k in range(max(int(label) for label in labels) + 1)] if labels else []
+        else:
+            names = sorted(labels)
+    index = {name: k for k, name in enumerate(names)}
+    missing: list[str] = []
+    splits = {}
+    for split, split_rows in rows.items():
+        records = []
+        for video, label, start, end in split_rows:
+            if label in index:
+                k = index[label]
+            elif label.isdigit() and int(label) < len(names):
+                k = int(label)
+            else:
+                raise DatasetLayoutError(f"{lists[split]}: unknown label {label!r} for {video} (classes: {len(names)})")
+            video_id = f"{Path(video).stem}_{start}" if end is not None else Path(video).stem
+            records.append(VideoRecord(video, k, video_id, start, end))
+        splits[split] = keep_existing(records, missing)
+    return Annotations(splits, names, missing)
+
+
+class VideoListDataModule(AnnotatedDataModule):
+    """Any dataset given as list files (``"<path> <label> [<start> <end>]"`` lines, Kinetics style)."""
+
+    def __init__(
+        self,
+        train_list: str,
+        val_list: str,
+        test_list: str | None = None,
+        root: str = "",
+        classes: str | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.lists = {"train": train_list, "val": val_list, "test": test_list or val_list}
+        self.root, self.classes = root, classes
+
+    def read_annotations(self) -> Annotations:
+        return read_video_lists(self.lists, self.root, self.classes)

@@ -1,0 +1,69 @@
+"""Helpers shared by the test files (fixtures live in conftest.py). Importable as `helpers` by plain `pytest`:
+pyproject's ``pythonpath`` puts this folder on the path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+#: Small enough to generate in about a second, big enough for 4 classes and 3 splits.
+TINY_SPEC = dict(
+    num_classes=4, videos_per_class=(6, 2, 3), video_size=32, video_frames=16, object_size=8, num_distractors=2
+)
+#: Loader settings for the dataset tests: small crops, 4 frames, no workers.
+SMALL = dict(crop_size=32, short_side=(32, 36), num_frames=4, stride=1, batch_size=2, num_workers=0)
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+REPO = Path(__file__).parents[1]
+
+
+def tiny_data_args(root: str) -> list[str]:
+    """CLI flags that point the default data module at the tiny dataset."""
+    spec = [f"--data.init_args.{name}={value}" for name, value in TINY_SPEC.items() if name != "videos_per_class"]
+    return [
+        f"--data.init_args.root={root}",
+        *spec,
+        f"--data.init_args.videos_per_class=[{','.join(map(str, TINY_SPEC['videos_per_class']))}]",
+        "--data.init_args.crop_size=32",
+        "--data.init_args.short_side=[32,36]",
+        "--data.init_args.batch_size=4",
+        "--data.init_args.num_workers=0",
+    ]
+
+
+def fit_args(root: str, tmp_path: Path, *extra: str) -> list[str]:
+    """`fit` on the tiny dataset into ``tmp_path``, without a logger."""
+    return [
+        "fit",
+        *tiny_data_args(root),
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.logger=false",
+        *QUIET,
+        *extra,
+    ]
+
+
+def run_cli(args: list[str], env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`python -m vmp_lightning ARGS` in a child process."""
+    command = [sys.executable, "-m", "vmp_lightning", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def ramp_video(path, frames: int = 24, height: int = 32, width: int = 64, fps: float = 10, step: int = 8):
+    """Write a video whose frame ``t`` has brightness about ``8 + step * t`` (so sampled indices can be read back
+    from the pixels) over a fixed texture; returns the path."""
+    from vmp_lightning.data import write_video
+
+    rng = np.random.default_rng(0)
+    texture = rng.integers(-6, 7, size=(height, width, 3))
+    video = np.stack([np.clip(8 + step * t + texture, 0, 255) for t in range(frames)]).astype(np.uint8)
+    write_video(path, video, fps=fps)
+    return path
+
+
+def brightness_index(clip, step: int = 8):
+    """Frame indices read back from a ``T x H x W x C`` uint8 clip written by `ramp_video`."""
+    return [round((float(frame.float().mean()) - 8) / step) for frame in clip]

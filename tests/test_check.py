@@ -1,0 +1,57 @@
+"""`vmp-lightning check-videos` (data/check.py): statuses, report, CSV, the command."""
+
+from __future__ import annotations
+
+import pytest
+
+from vmp_lightning.data import (
+    VideoRecord,
+)
+from vmp_lightning.data.check import check_datamodule, check_video, write_report
+
+
+def test_check_video_statuses(bad_videos):
+    statuses = {name: check_video(str(path), 8).status for name, path in bad_videos.items()}
+    assert statuses == {
+        "good": "ok",
+        "empty": "empty",
+        "truncated": "unreadable",
+        "short": "too_short",
+        "claims_more": "frame_count_mismatch",
+        "missing": "missing",
+    }
+
+
+def test_check_videos_report_and_csv(bad_videos, tmp_path):
+    class Fake:
+        frames_per_clip, backend, on_bad_video = 8, "decord", "raise"
+
+        def setup(self):
+            self.records = {"train": [VideoRecord(str(p), 0, n) for n, p in bad_videos.items()]}
+
+    results = check_datamodule(Fake())
+    text = write_report(results, tmp_path / "check.csv")
+    assert "frame_count_mismatch" in text and "claims_more.mp4" in text and "ok: 1" in text
+    rows = (tmp_path / "check.csv").read_text().splitlines()
+    assert rows[0] == "split,path,status,frames,message" and len(rows) == 7
+
+
+def test_check_videos_command(bad_videos, tmp_path, capsys):
+    from vmp_lightning.commands import main
+
+    (tmp_path / "list.txt").write_text("\n".join(f"{p} {i % 2}" for i, p in enumerate(bad_videos.values())) + "\n")
+    args = [
+        "check-videos",
+        "--data=vmp_lightning.data.VideoListDataModule",
+        f"--data.train_list={tmp_path / 'list.txt'}",
+        f"--data.val_list={tmp_path / 'list.txt'}",
+        "--data.num_frames=8",
+        f"--out={tmp_path / 'report.csv'}",
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 1
+    output = capsys.readouterr().out
+    for status in ("missing", "empty", "unreadable", "too_short", "frame_count_mismatch"):
+        assert status in output
+    assert len((tmp_path / "report.csv").read_text().splitlines()) == 1 + 6

@@ -1,0 +1,72 @@
+"""ClipDataset (data/clip_dataset.py): views x crops per test video, sampled frames, intervals, the bad-video policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import brightness_index, ramp_video
+from vmp_lightning.data import (
+    VideoDecodeError,
+    VideoRecord,
+    eval_transform,
+    write_video,
+)
+from vmp_lightning.data.clip_dataset import ClipDataset
+
+
+def test_eval_dataset_items_are_views_times_crops_and_tagged(tmp_path):
+    paths = [ramp_video(tmp_path / f"v{i}.mp4", frames=30) for i in range(2)]
+    records = [VideoRecord(str(p), i, f"video{i}") for i, p in enumerate(paths)]
+    transform = eval_transform(32, 32, num_crops=3)
+    dataset = ClipDataset(records, 4, 2, transform, train=False, num_clips=2, num_crops=3)
+    assert len(dataset) == 2 * 2 * 3
+    items = [dataset[i] for i in range(len(dataset))]
+    assert [(it["video_id"], it["view"]) for it in items[:6]] == [("video0", v) for v in range(6)]
+    assert items[6]["video_id"] == "video1" and items[6]["label"] == 1
+    # temporal view 0 lies before temporal view 1
+    first, second = items[0]["video"].float().mean(dim=(0, 2, 3)), items[3]["video"].float().mean(dim=(0, 2, 3))
+    assert torch.all(second > first)
+
+
+def test_train_clips_follow_the_sampled_indices(tmp_path):
+    path = ramp_video(tmp_path / "ramp.mp4", frames=30)
+    dataset = ClipDataset([VideoRecord(str(path), 0, "r")], 5, 3, lambda clip: clip, train=True)
+    torch.manual_seed(0)
+    for _ in range(5):
+        indices = brightness_index(dataset[0]["video"])
+        assert np.all(np.diff(indices) == 3) and indices[0] >= 0 and indices[-1] <= 29
+
+
+@pytest.mark.parametrize("name", ["empty", "truncated", "missing", "short"])
+def test_bad_videos_raise_naming_the_file(bad_videos, name):
+    records = [VideoRecord(str(bad_videos[name]), 0, name)]
+    dataset = ClipDataset(records, 8, 1, lambda clip, crop=0: clip, train=False)
+    with pytest.raises(VideoDecodeError, match=bad_videos[name].name):
+        dataset[0]
+
+
+def test_skip_policy_replaces_and_reports(bad_videos):
+    records = [VideoRecord(str(bad_videos[n]), k, n) for k, n in enumerate(["truncated", "good", "empty"])]
+    dataset = ClipDataset(records, 8, 1, lambda clip, crop=0: clip, train=False, on_bad_video="skip")
+    first, second, third = dataset[0], dataset[1], dataset[2]
+    assert first["video_id"] == "good" and "truncated.mp4" in first["bad_video"]
+    assert second["bad_video"] == "" and second["video_id"] == "good"
+    assert third["video_id"] == "good" and "empty.mp4: empty file" in third["bad_video"]
+    with pytest.raises(ValueError, match="on_bad_video"):
+        ClipDataset(records, 8, 1, lambda clip: clip, train=False, on_bad_video="ignore")
+
+
+def test_interval_records_sample_inside_the_interval(tmp_path):
+    frames = np.zeros((30, 32, 32, 3), np.uint8)
+    for t in range(30):
+        frames[t] = t * 8  # frame index readable from the brightness
+    path = tmp_path / "ramp.mp4"
+    write_video(path, frames, fps=10)
+    dataset = ClipDataset([VideoRecord(str(path), 0, "ramp", 10, 19)], 4, 2, lambda t, crop=0: t.float(), train=False)
+    values = dataset[0]["video"].mean(dim=(1, 2, 3)) / 8
+    np.testing.assert_allclose(values.numpy(), [12, 14, 16, 18], atol=0.6)
+    assert Path(path).is_file()

@@ -1,0 +1,79 @@
+"""The data module (data/datamodule.py): frame count with the VMP switch, uint8 batches normalised after
+transfer, bad videos counted in a run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import TINY_SPEC, ramp_video
+from vmp_lightning.data import (
+    SyntheticMotionDataModule,
+)
+
+
+def tiny_module(root: str, **overrides) -> SyntheticMotionDataModule:
+    settings = dict(crop_size=32, short_side=(32, 36), batch_size=4, num_workers=0)
+    return SyntheticMotionDataModule(root=root, **{**TINY_SPEC, **settings, **overrides})
+
+
+def test_vmp_switch_samples_one_more_frame(synthetic_root):
+    base, vmp = tiny_module(synthetic_root), tiny_module(synthetic_root, extra_frames=1)
+    for module in (base, vmp):
+        module.setup("fit")
+    assert base.frames_per_clip == 8 and vmp.frames_per_clip == 9
+    batch = next(iter(vmp.train_dataloader()))
+    assert batch["video"].shape == (4, 3, 9, 32, 32) and batch["video"].dtype == torch.uint8
+    normalised = vmp.on_after_batch_transfer(batch, 0)["video"]
+    assert normalised.dtype == torch.float32 and normalised.shape == (4, 3, 9, 32, 32)
+    assert next(iter(base.val_dataloader()))["video"].shape[2] == 8
+    assert {len(base.records[s]) for s in ("train", "val", "test")} == {24, 8, 12}
+    assert base.num_classes == 4 and base.class_names[:2] == ["right", "left"]
+
+
+def test_eval_clips_are_deterministic_and_normalised(synthetic_root):
+    module = tiny_module(synthetic_root, extra_frames=1)
+    module.setup("test")
+    dataset = module.dataset("test")
+    first, again = dataset[0], dataset[0]
+    torch.testing.assert_close(first["video"], again["video"])
+    video = module.normalization.apply(first["video"])
+    pixels = video * torch.tensor(module.normalization.std).view(3, 1, 1, 1) + torch.tensor(
+        module.normalization.mean
+    ).view(3, 1, 1, 1)
+    assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+    torch.testing.assert_close(pixels * 255, first["video"].float(), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="uint8"):
+        module.normalization.apply(video)
+    assert first["video_id"] == module.records["test"][0].video_id and first["label"] == 0
+
+
+def test_fit_skips_bad_videos_and_logs_the_count(bad_videos, tmp_path):
+    from vmp_lightning.cli import build_cli
+
+    good = [ramp_video(tmp_path / f"g{i}.mp4", frames=24) for i in range(3)]
+    lines = [f"{p} {i % 2}" for i, p in enumerate(good)] + [f"{bad_videos['truncated']} 1"]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "val.txt").write_text(f"{good[0]} 0\n{bad_videos['empty']} 1\n")
+    args = [
+        "fit",
+        "--data=vmp_lightning.data.VideoListDataModule",
+        f"--data.train_list={tmp_path / 'train.txt'}",
+        f"--data.val_list={tmp_path / 'val.txt'}",
+        "--data.on_bad_video=skip",
+        "--data.num_frames=4",
+        "--data.stride=1",
+        "--data.crop_size=32",
+        "--data.short_side=[32,36]",
+        "--data.batch_size=2",
+        "--data.num_workers=0",
+        "--trainer.max_epochs=1",
+        "--trainer.logger=false",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.enable_progress_bar=false",
+    ]
+    with pytest.warns(UserWarning, match="truncated.mp4") as caught:
+        cli = build_cli(args)
+    assert cli.trainer.callback_metrics["data/bad_videos_train"] == 1
+    assert cli.trainer.callback_metrics["data/bad_videos_val"] == 1
+    assert sum("truncated.mp4" in str(w.message) for w in caught) == 1  # reported once

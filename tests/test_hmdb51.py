@@ -1,0 +1,79 @@
+"""HMDB-51 (data/datasets/hmdb51.py): the official split files, missing videos, preparation."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from helpers import SMALL, ramp_video
+from vmp_lightning.data import (
+    DatasetLayoutError,
+    HMDB51DataModule,
+    read_hmdb51,
+)
+from vmp_lightning.data.datasets.hmdb51 import prepare_hmdb51
+
+
+@pytest.fixture
+def hmdb(tmp_path):
+    """3 classes, split files for splits 1 and 2 with train / test / unused entries and one missing video."""
+    root = tmp_path / "hmdb51"
+    for name in ("wave", "brush_hair", "chew"):
+        for i in range(4):
+            ramp_video(root / "videos" / name / f"{name}_{i}.avi", frames=12)
+        for split in (1, 2):
+            lines = [f"{name}_0.avi 1", f"{name}_1.avi {2 if split == 1 else 1}", f"{name}_2.avi 2", f"{name}_3.avi 0"]
+            if name == "chew":
+                lines.append("chew_lost.avi 1")
+            (root / "splits").mkdir(parents=True, exist_ok=True)
+            (root / "splits" / f"{name}_test_split{split}.txt").write_text("\n".join(lines) + "\n\n")
+    return root
+
+
+def test_hmdb51_parses_the_official_split_files(hmdb):
+    annotations = read_hmdb51(hmdb, split=1)
+    assert annotations.class_names == ["brush_hair", "chew", "wave"]
+    train, test = annotations.splits["train"], annotations.splits["test"]
+    assert len(train) == 3 and len(test) == 6 and annotations.splits["val"] == test
+    assert {(r.video_id, r.label) for r in train} == {
+        ("brush_hair/brush_hair_0", 0),
+        ("chew/chew_0", 1),
+        ("wave/wave_0", 2),
+    }
+    assert all("_3" not in r.video_id for r in train + test)  # 0 = unused
+    assert annotations.missing == [str(hmdb / "videos" / "chew" / "chew_lost.avi")]
+    assert any("class wave: 1 train / 2 test" in note for note in annotations.notes)
+    assert len(read_hmdb51(hmdb, split=2).splits["train"]) == 6
+
+
+def test_hmdb51_errors_name_what_is_missing(hmdb, tmp_path):
+    with pytest.raises(DatasetLayoutError, match=r"(?s)splits folder.*expected layout"):
+        read_hmdb51(tmp_path / "nothing")
+    with pytest.raises(DatasetLayoutError, match=re.escape("no *_test_split3.txt")):
+        read_hmdb51(hmdb, split=3)
+    (hmdb / "splits" / "wave_test_split1.txt").write_text("wave_0.avi 7\n")
+    with pytest.raises(DatasetLayoutError, match=re.escape("wave_test_split1.txt line 1")):
+        read_hmdb51(hmdb, split=1)
+
+
+def test_hmdb51_datamodule_missing_policy(hmdb):
+    with pytest.raises(DatasetLayoutError, match=r"(?s)1 videos listed in the annotation are missing.*chew_lost"):
+        HMDB51DataModule(root=str(hmdb), **SMALL).num_classes  # noqa: B018
+    module = HMDB51DataModule(root=str(hmdb), on_bad_video="skip", **SMALL)
+    with pytest.warns(UserWarning, match="chew_lost"):
+        assert module.num_classes == 3
+    module.setup()
+    batch = next(iter(module.train_dataloader()))
+    assert batch["video"].shape == (2, 3, 4, 32, 32)
+
+
+def test_prepare_hmdb51_writes_mp4_and_split_files(hmdb, tmp_path):
+    out = tmp_path / "prepared"
+    report = prepare_hmdb51(hmdb, out, short_side=None, gop=4)
+    assert report.written == 12 and report.problems == [f"missing video {hmdb / 'videos/chew/chew_lost.avi'}"]
+    assert (out / "videos" / "wave" / "wave_0.mp4").is_file()
+    assert "wave_0.mp4 1" in (out / "splits" / "wave_test_split1.txt").read_text()
+    again = prepare_hmdb51(hmdb, out, short_side=None, gop=4)
+    assert again.written == 0 and again.kept == 12  # resumable
+    assert len(read_hmdb51(out, 1).splits["test"]) == 6

@@ -1,0 +1,124 @@
+"""MPII Cooking 2 (data/datasets/mpii_cooking2.py): the v7.3 annotation, intervals, preparation into lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from helpers import SMALL, brightness_index, ramp_video
+from vmp_lightning.data import (
+    DatasetLayoutError,
+    MPIICooking2DataModule,
+    VideoListDataModule,
+    open_video,
+    read_frames,
+    read_mpii_cooking2,
+)
+from vmp_lightning.data.datasets.mpii_cooking2 import prepare_mpii_cooking2
+
+
+def write_mat73(path: Path, fields: dict[str, list]) -> None:
+    """A MATLAB v7.3 file as MATLAB writes one: HDF5 with a 512-byte header, cell arrays of strings as object
+    references to uint16 character arrays under #refs#, numbers as float64 column vectors."""
+    with h5py.File(path, "w", userblock_size=512) as handle:
+        annos, refs = handle.create_group("annos"), handle.create_group("#refs#")
+        for key, values in fields.items():
+            if isinstance(values[0], str):
+                references = []
+                for i, text in enumerate(values):
+                    chars = np.frombuffer(text.encode("utf-16-le"), dtype="<u2").reshape(-1, 1)
+                    references.append(refs.create_dataset(f"{key}_{i}", data=chars).ref)
+                annos.create_dataset(key, data=np.array(references, dtype=h5py.ref_dtype).reshape(-1, 1))
+            else:
+                annos.create_dataset(key, data=np.asarray(values, dtype=np.float64).reshape(-1, 1))
+    with path.open("r+b") as handle:
+        handle.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 .")
+
+
+@pytest.fixture
+def mpii(tmp_path):
+    root = tmp_path / "mpii"
+    (root / "experimentalSetup").mkdir(parents=True)
+    (root / "experimentalSetup" / "sequencesTrainAttr.txt").write_text("s08-d02\ns09-d03\n")
+    (root / "experimentalSetup" / "sequencesVal.txt").write_text("s10-d04\n")
+    (root / "experimentalSetup" / "sequencesTest.txt").write_text("s11-d05\ns12-d06\n")
+    for sequence in ("s08-d02", "s09-d03", "s10-d04", "s11-d05"):  # s12-d06 has no annotation
+        ramp_video(root / "videos" / f"{sequence}-cam-002.avi", frames=60, step=4)
+    rows = [  # file, start, end, activity
+        ("s08-d02-cam-002", 5, 16, "cut dice"),
+        ("s08-d02-cam-002", 20, 31, "peel"),
+        ("s08-d02-cam-001", 5, 16, "peel"),  # another camera: not used
+        ("s09-d03-cam-002", 10, 21, "background activity"),  # not an attribute: not a class
+        ("s10-d04-cam-002", 30, 41, "cut dice"),
+        ("s11-d05-cam-002", 0, 11, "peel"),
+    ]
+    write_mat73(
+        root / "attributesAnnotations_MPII-Cooking-2.mat",
+        {
+            "fileName": [r[0] for r in rows],
+            "startFrame": [r[1] for r in rows],
+            "endFrame": [r[2] for r in rows],
+            "activity": [r[3] for r in rows],
+            "attributeMap": ["cut dice", "peel", "knife", "carrot"],
+        },
+    )
+    return root
+
+
+def test_mpii_cooking2_reads_the_v73_annotation(mpii):
+    annotations = read_mpii_cooking2(mpii)
+    assert annotations.class_names == ["cut dice", "peel"]
+    train = annotations.splits["train"]
+    assert [(r.video_id, r.label, r.start_frame, r.end_frame) for r in train] == [
+        ("s08-d02-cam-002_5", 0, 5, 16),
+        ("s08-d02-cam-002_20", 1, 20, 31),
+    ]
+    assert [r.video_id for r in annotations.splits["val"]] == ["s10-d04-cam-002_30"]
+    assert [r.video_id for r in annotations.splits["test"]] == ["s11-d05-cam-002_0"]
+    assert any("s12-d06-cam-002 has no annotated activity" in n for n in annotations.notes)
+    assert any("s09-d03-cam-002 has no annotated activity" in n for n in annotations.notes)
+
+
+def test_mpii_cooking2_clips_come_from_the_interval(mpii):
+    module = MPIICooking2DataModule(root=str(mpii), **{**SMALL, "num_frames": 12})
+    module.setup()
+    dataset = module.dataset("val")
+    item = dataset[0]
+    assert item["video"].shape == (3, 12, 32, 32)
+    raw = read_frames(open_video(mpii / "videos" / "s10-d04-cam-002.avi", "pyav"), [30, 41])
+    assert brightness_index(torch.from_numpy(raw), step=4) == [30, 41]
+
+
+def test_mpii_cooking2_missing_annotation_is_named(mpii):
+    (mpii / "attributesAnnotations_MPII-Cooking-2.mat").unlink()
+    with pytest.raises(DatasetLayoutError, match=r"(?s)annotation: .*attributesAnnotations_MPII-Cooking-2.mat"):
+        read_mpii_cooking2(mpii)
+
+
+def test_prepare_mpii_cooking2_then_read_as_lists(mpii, tmp_path):
+    out = tmp_path / "mpii_clips"
+    report = prepare_mpii_cooking2(mpii, out, short_side=None, gop=4)
+    assert report.written == 4 and not report.problems
+    assert (out / "classes.txt").read_text().split("\n")[:2] == ["cut dice", "peel"]
+    assert (out / "train.txt").read_text().splitlines() == [
+        "clips/train/cut_dice/s08-d02-cam-002_5.mp4 0",
+        "clips/train/peel/s08-d02-cam-002_20.mp4 1",
+    ]
+    clip = out / "clips" / "train" / "peel" / "s08-d02-cam-002_20.mp4"
+    reader = open_video(clip)
+    assert len(reader) == 12
+    assert brightness_index(torch.from_numpy(read_frames(reader, [0, 11])), step=4) == [20, 31]
+    module = VideoListDataModule(
+        train_list=str(out / "train.txt"),
+        val_list=str(out / "val.txt"),
+        test_list=str(out / "test.txt"),
+        root=str(out),
+        classes=str(out / "classes.txt"),
+        **SMALL,
+    )
+    module.setup()
+    assert module.class_names == ["cut dice", "peel"] and len(module.records["test"]) == 1
