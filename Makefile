@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test demo lint format bench bench-hf clean
+.PHONY: install test test-fast demo lint format bench bench-hf clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 # pytest exits 5 when it collected no tests: a failure for us, said plainly.
 test: install
 	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc
+
+# The same without the slow tests (training runs, multi-process DDP).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc
 
 demo: install
 	$(BIN)/vmp-lightning demo

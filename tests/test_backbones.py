@@ -292,6 +292,7 @@ def test_a_checkpoint_that_matches_almost_nothing_is_an_error(tmp_path):
         load_weights(classifier("slowfast").model, tmp_path / "wide.pyth")
 
 
+@pytest.mark.slow
 def test_slowfast_fast_only_vmp_under_ddp(synthetic_root, tmp_path):
     from pathlib import Path
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import TINY_SPEC, tiny_data_args
+from vmp_lightning.commands import main
 from vmp_lightning.data import (
     VideoRecord,
 )
@@ -37,8 +39,6 @@ def test_check_videos_report_and_csv(bad_videos, tmp_path):
 
 
 def test_check_videos_command(bad_videos, tmp_path, capsys):
-    from vmp_lightning.commands import main
-
     (tmp_path / "list.txt").write_text("\n".join(f"{p} {i % 2}" for i, p in enumerate(bad_videos.values())) + "\n")
     args = [
         "check-videos",
@@ -55,3 +55,11 @@ def test_check_videos_command(bad_videos, tmp_path, capsys):
     for status in ("missing", "empty", "unreadable", "too_short", "frame_count_mismatch"):
         assert status in output
     assert len((tmp_path / "report.csv").read_text().splitlines()) == 1 + 6
+
+
+def test_check_videos_on_the_default_config(synthetic_root, tmp_path, capsys):
+    """No --config: the embedded default's synthetic data module (here pointed at the tiny set) is checked."""
+    main(["check-videos", *tiny_data_args(synthetic_root), f"--out={tmp_path / 'report.csv'}"])  # exit 0: returns
+    rows = (tmp_path / "report.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 * sum(TINY_SPEC["videos_per_class"]) and all(",ok," in row for row in rows[1:])
+    assert "ok: 44" in capsys.readouterr().out

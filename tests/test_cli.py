@@ -85,6 +85,7 @@ def test_resume_from_checkpoint_continues_the_run(synthetic_root, tmp_path):
     assert config_saved.is_file() and "vmp: true" in config_saved.read_text()
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes(synthetic_root, tmp_path):
     args = [
         "fit",
@@ -192,3 +193,14 @@ def test_a_checkpoint_of_version_0_1_tests_and_resumes(synthetic_root, tmp_path)
     resumed = build_cli(["fit", *common, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp_path / 'fit'}"])
     assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 2 * saved["global_step"]
     assert (tmp_path / "fit" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_learning_rates_are_logged_per_param_group(synthetic_root, tmp_path):
+    steps = ["--trainer.max_steps=2", "--trainer.log_every_n_steps=1"]
+    args = fit_args(synthetic_root, tmp_path, "--model.vmp=true", *steps)
+    args += ["--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    build_cli(args)
+    rows = list(csv.DictReader((tmp_path / "lightning_logs" / "version_0" / "metrics.csv").open()))
+    backbone = [float(row["lr/backbone"]) for row in rows if row.get("lr/backbone")]
+    prompt = [float(row["lr/prompt"]) for row in rows if row.get("lr/prompt")]
+    assert backbone == prompt == [0.003, 0.003]  # AdamW lr 3e-3, prompt_lr_scale 1, one value per step

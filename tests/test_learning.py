@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vmp_lightning.cli import build_cli
+
+pytestmark = pytest.mark.slow
 
 #: 4 classes (chance 25 %) of 32 px videos; 8 epochs of 12 steps take a few seconds per run on 2 cores.
 SETTING = [

@@ -9,7 +9,6 @@ from torch import nn
 from helpers import REPO
 from vmp_lightning.backbones import X3D, TinyVideoCNN
 from vmp_lightning.data import Normalization
-from vmp_lightning.model import find_head
 from vmp_lightning.module import VideoClassifier
 from vmp_lightning.prompt import Gamma, LearnableSigmoid, temporal_variation
 
@@ -40,11 +39,13 @@ class Recorder:
     def __call__(self, name, value, **kwargs) -> None:
         self.logged[name] = value
 
+    def log_dict(self, values, **kwargs) -> None:
+        self.logged.update(values)
+
 
 def run_training_step(model: VideoClassifier, data: dict) -> tuple[torch.Tensor, dict]:
     recorder = Recorder()
-    model.log = recorder
-    model.log_dict = lambda *a, **k: None
+    model.log, model.log_dict = recorder, recorder.log_dict
     model.optimizers = lambda: torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
     return model.training_step(data, 0), recorder.logged
 
@@ -169,13 +170,6 @@ def test_frozen_backbone_keeps_batchnorm_statistics():
     before = bn.running_mean.clone()
     model(torch.randn(2, 3, 4, 16, 16) * 3 + 1)
     torch.testing.assert_close(bn.running_mean, before)
-
-
-def test_find_head_on_x3d_and_custom_name():
-    assert find_head(TinyVideoCNN(7), 7) == "classifier"
-    assert find_head(X3D(7, width_factor=1.0, depth_factor=0.5, head_dim=32), 7) == "net.blocks.5.proj"
-    model = VideoClassifier(lambda k: TinyVideoCNN(k), num_classes=3, head="features.0.0")
-    assert model.model.head_name == "features.0.0"
 
 
 def test_baseline_pn_plugs_in():

@@ -116,6 +116,16 @@ class PromptedModel(nn.Module):
             raise RuntimeError("this model has one prompt per site: use model.prompts[site]")
         return layers[0] if layers else None
 
+    def prompt_values(self) -> dict[str, float]:
+        """Current PN parameters (``a``, ``b``, ``m``, ``n`` for the learnable sigmoid); ``<site>/<name>`` when
+        there are several prompt layers."""
+        several = len(self.prompts) > 1
+        return {
+            f"{site}/{name}" if several else name: value
+            for site, layer in self.prompts.items()
+            for name, value in layer.log_values().items()
+        }
+
     @property
     def extra_frames(self) -> int:
         """Frames the clip holds beyond the backbone's T."""

@@ -12,14 +12,13 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
 
 from vmp_lightning.callbacks import BadVideoReporter
-from vmp_lightning.evaluation import Aggregation, ClipScores, aggregate_videos, classification_report, write_predictions
+from vmp_lightning.evaluation import Aggregation, ClipScores, accuracy_metrics, evaluate, write_predictions
 from vmp_lightning.loggers import run_directory
 from vmp_lightning.model import PromptedModel
 from vmp_lightning.prompt import VReduction, temporal_variation
+
 
 def _built_by_cli() -> bool:
     """True while LightningCLI instantiates the module (it then supplies the config as hyper-parameters)."""
@@ -42,14 +41,11 @@ class VideoClassifier(L.LightningModule):
             the defaults are the reference code's (same lr and weight decay as the backbone).
         train_backbone, train_head, train_prompt: what is trained; a frozen backbone stays in eval mode
             (BatchNorm statistics and dropout fixed) except for its head.
-        aggregation: how the views of a test video are combined (``sum_logits`` or ``mean_softmax``).
+        aggregation: how the views of a test video are combined (``sum_logits`` or ``mean_softmax``); evaluation
+            is exact under DDP (`vmp_lightning.evaluation`), the test writes predictions into the run folder.
         init_checkpoint, checkpoint_min_match: weights to start from (see `PromptedModel.load_pretrained`).
-        **model_settings: `PromptedModel`'s settings: ``vmp`` (the CLI links it to the data's extra frame),
-            ``vmp_sites``, ``share_prompt``, ``pn``, ``normalization`` (linked from the data), ``reference_luma``,
-            ``head``.
-
-    Validation and test scores are gathered from every rank, each ``(video_id, view)`` counted once; the test
-    also writes ``test_predictions.csv`` and ``test_metrics.json`` into the run folder.
+        **model_settings: `PromptedModel`'s: ``vmp`` (linked to the data's extra frame), ``vmp_sites``,
+            ``share_prompt``, ``pn``, ``normalization`` (linked from the data), ``reference_luma``, ``head``.
     """
 
     def __init__(
@@ -91,13 +87,7 @@ class VideoClassifier(L.LightningModule):
         self.model.requires_grad_(train_backbone)
         self.model.head.requires_grad_(train_head)
         self.model.prompts.requires_grad_(train_prompt)
-        self.train_metrics = MetricCollection(
-            {
-                "acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
-                "acc5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
-            },
-            prefix="train/",
-        )
+        self.train_metrics = accuracy_metrics(num_classes, prefix="train/")
         self.eval_scores = {"val": ClipScores(), "test": ClipScores()}
 
     def forward(self, clip: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -165,10 +155,8 @@ class VideoClassifier(L.LightningModule):
         logits, loss = self._loss(batch, "train")
         self.train_metrics.update(logits.detach(), batch["label"])
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(batch["label"]))
-        for site, layer in self.model.prompts.items():  # the same on every rank: parameters are synchronised
-            prefix = "prompt/" if len(self.model.prompts) == 1 else f"prompt/{site}/"
-            for name, value in layer.log_values().items():
-                self.log(f"{prefix}{name}", value, on_step=True, on_epoch=False, batch_size=1)
+        values = {f"prompt/{name}": value for name, value in self.model.prompt_values().items()}
+        self.log_dict(values, on_step=True, on_epoch=False, batch_size=1)  # equal on all ranks: no sync needed
         return loss
 
     def _eval_step(self, batch: dict, stage: str) -> None:
@@ -181,18 +169,13 @@ class VideoClassifier(L.LightningModule):
         self.eval_scores[stage].clear()
         if not clips.video_ids:
             return
-        num_classes = self.model.num_classes
-        clip_report = classification_report(torch.stack(clips.logits), torch.tensor(clips.labels), num_classes)
-        video_ids, labels, scores = aggregate_videos(clips, self.hparams.aggregation)
-        report = classification_report(scores, labels, num_classes)
-        metrics = {"acc1": report.acc1, "acc5": report.acc5, "mean_class_acc": report.mean_class_acc}
-        metrics |= {"clip_acc1": clip_report.acc1, "clip_acc5": clip_report.acc5, "videos": float(report.count)}
+        result = evaluate(clips, self.model.num_classes, self.hparams.aggregation)
         # Identical on every rank (computed from the gathered scores), so no further reduction is needed.
-        metrics = {f"{stage}/{name}": value for name, value in metrics.items()}
+        metrics = {f"{stage}/{name}": value for name, value in result.metrics().items()}
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False, rank_zero_only=False)
         if stage == "test" and self.trainer.is_global_zero:
             names = getattr(self.trainer.datamodule, "class_names", None)
-            path = write_predictions(run_directory(self.trainer), stage, video_ids, labels, scores, report, names)
+            path = write_predictions(run_directory(self.trainer), stage, result, names)
             rank_zero_info(f"Test predictions written to {path}")
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

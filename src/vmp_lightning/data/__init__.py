@@ -15,7 +15,7 @@ from vmp_lightning.data.datasets.hmdb51 import read_hmdb51
 from vmp_lightning.data.datasets.mpii_cooking2 import read_mpii_cooking2
 from vmp_lightning.data.datasets.synthetic import SyntheticMotionSpec, generate, render_video
 from vmp_lightning.data.datasets.video_list import read_video_lists
-from vmp_lightning.data.sampling import sample_clip_indices, eval_clip_indices
+from vmp_lightning.data.sampling import eval_clip_indices, sample_clip_indices
 from vmp_lightning.data.transforms import eval_transform, train_transform
 from vmp_lightning.data.video import (
     VideoDecodeError,
@@ -49,6 +49,7 @@ __all__ = [
     "VideoRecord",
     "VideoWriter",
     "available_backends",
+    "eval_clip_indices",
     "eval_transform",
     "generate",
     "open_video",
@@ -60,7 +61,6 @@ __all__ = [
     "read_video_lists",
     "render_video",
     "sample_clip_indices",
-    "eval_clip_indices",
     "train_transform",
     "write_video",
 ]

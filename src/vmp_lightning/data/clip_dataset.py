@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from vmp_lightning.data.sampling import sample_clip_indices, eval_clip_indices
+from vmp_lightning.data.sampling import eval_clip_indices, sample_clip_indices
 from vmp_lightning.data.video import Backend, VideoDecodeError, VideoRecord, open_video, read_frames
 
 OnBadVideo = Literal["raise", "skip"]

@@ -3,10 +3,23 @@
 from vmp_lightning.evaluation.video_level import (
     Aggregation,
     ClipScores,
+    Evaluation,
     Report,
+    accuracy_metrics,
     aggregate_videos,
     classification_report,
+    evaluate,
     write_predictions,
 )
 
-__all__ = ["Aggregation", "ClipScores", "Report", "aggregate_videos", "classification_report", "write_predictions"]
+__all__ = [
+    "Aggregation",
+    "ClipScores",
+    "Evaluation",
+    "Report",
+    "accuracy_metrics",
+    "aggregate_videos",
+    "classification_report",
+    "evaluate",
+    "write_predictions",
+]

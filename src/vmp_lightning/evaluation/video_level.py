@@ -16,9 +16,22 @@ from typing import Literal
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
 
 Aggregation = Literal["sum_logits", "mean_softmax"]
+
+
+def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    """Running top-1 and top-5 accuracy (top-k capped at the number of classes), micro-averaged over clips."""
+    return MetricCollection(
+        {
+            "acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+            "acc5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+        },
+        prefix=prefix,
+    )
 
 
 @dataclass
@@ -115,26 +128,51 @@ def classification_report(scores: Tensor, labels: Tensor, num_classes: int) -> R
     )
 
 
+@dataclass
+class Evaluation:
+    """Video scores (views aggregated) with their report, and the clip-level report."""
+
+    video_ids: list[str]
+    labels: Tensor
+    scores: Tensor
+    report: Report
+    clip_report: Report
+
+    def metrics(self) -> dict[str, float]:
+        """What a run logs: video-level acc1, acc5, mean_class_acc; clip_acc1, clip_acc5; number of videos."""
+        video, clip = self.report, self.clip_report
+        return {
+            "acc1": video.acc1,
+            "acc5": video.acc5,
+            "mean_class_acc": video.mean_class_acc,
+            "clip_acc1": clip.acc1,
+            "clip_acc5": clip.acc5,
+            "videos": float(video.count),
+        }
+
+
+def evaluate(clips: ClipScores, num_classes: int, aggregation: Aggregation = "sum_logits") -> Evaluation:
+    """Clip-level and video-level evaluation of (gathered) clip scores."""
+    clip_report = classification_report(torch.stack(clips.logits), torch.tensor(clips.labels), num_classes)
+    video_ids, labels, scores = aggregate_videos(clips, aggregation)
+    return Evaluation(video_ids, labels, scores, classification_report(scores, labels, num_classes), clip_report)
+
+
 def write_predictions(
-    folder: str | Path,
-    stage: str,
-    video_ids: list[str],
-    labels: Tensor,
-    scores: Tensor,
-    report: Report,
-    class_names: list[str] | None = None,
+    folder: str | Path, stage: str, evaluation: Evaluation, class_names: list[str] | None = None
 ) -> Path:
     """Write ``<stage>_predictions.csv`` (video_id, label, prediction, score_0 .. score_{K-1}: the aggregated
-    video scores) and ``<stage>_metrics.json`` (the report and the class names); returns the CSV path."""
+    video scores) and ``<stage>_metrics.json`` (the video-level report and the class names); returns the CSV path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stage}_predictions.csv"
+    scores, labels = evaluation.scores, evaluation.labels.tolist()
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["video_id", "label", "prediction", *(f"score_{k}" for k in range(scores.shape[1]))])
-        rows = zip(video_ids, labels.tolist(), scores.argmax(1).tolist(), scores.tolist(), strict=True)
+        rows = zip(evaluation.video_ids, labels, scores.argmax(1).tolist(), scores.tolist(), strict=True)
         for video_id, label, prediction, row in rows:
             writer.writerow([video_id, label, prediction, *(f"{v:.6g}" for v in row)])
-    metrics = {**report.__dict__, "class_names": class_names}
+    metrics = {**evaluation.report.__dict__, "class_names": class_names}
     (folder / f"{stage}_metrics.json").write_text(json.dumps(metrics, indent=1))
     return path
