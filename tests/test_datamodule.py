@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import TINY_SPEC, ramp_video
+from helpers import QUIET, REPO, TINY_SPEC, ramp_video
+from vmp_lightning.cli import build_cli
 from vmp_lightning.data import (
     SyntheticMotionDataModule,
 )
@@ -49,8 +50,6 @@ def test_eval_clips_are_deterministic_and_normalised(synthetic_root):
 
 
 def test_fit_skips_bad_videos_and_logs_the_count(bad_videos, tmp_path):
-    from vmp_lightning.cli import build_cli
-
     good = [ramp_video(tmp_path / f"g{i}.mp4", frames=24) for i in range(3)]
     lines = [f"{p} {i % 2}" for i, p in enumerate(good)] + [f"{bad_videos['truncated']} 1"]
     (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
@@ -77,3 +76,51 @@ def test_fit_skips_bad_videos_and_logs_the_count(bad_videos, tmp_path):
     assert cli.trainer.callback_metrics["data/bad_videos_train"] == 1
     assert cli.trainer.callback_metrics["data/bad_videos_val"] == 1
     assert sum("truncated.mp4" in str(w.message) for w in caught) == 1  # reported once
+
+
+FOLDER_DATASET = '''
+"""Clips in <root>/<class>/<video>.mp4; every third video of a class is held out for validation and test."""
+
+from pathlib import Path
+
+from vmp_lightning.data import VideoDataModule, VideoRecord
+
+
+class FolderDataModule(VideoDataModule):
+    def __init__(self, root: str, **kwargs) -> None:
+        super().__init__(**kwargs)  # every base option (num_frames, stride, backend, on_bad_video, ...) passes on
+        self.root = Path(root)
+
+    @property
+    def class_names(self) -> list[str]:
+        return sorted(path.name for path in self.root.iterdir() if path.is_dir())
+
+    def load_records(self, split: str) -> list[VideoRecord]:
+        records = []
+        for label, name in enumerate(self.class_names):
+            for i, path in enumerate(sorted((self.root / name).glob("*.mp4"))):
+                if (i % 3 == 2) == (split != "train"):
+                    records.append(VideoRecord(str(path), label, f"{name}/{path.stem}"))
+        return records
+'''
+
+
+def test_a_new_dataset_is_one_module(tmp_path, monkeypatch):
+    """The README's example: a data module in a file of its own runs through the CLI with the base options."""
+    assert FOLDER_DATASET.strip() in (REPO / "README.md").read_text()  # the README shows exactly this code
+    (tmp_path / "folder_dataset.py").write_text(FOLDER_DATASET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("jump", "walk"):
+        for i in range(3):
+            ramp_video(tmp_path / "clips" / name / f"{i:04d}.mp4", frames=16)
+    config = tmp_path / "folder.yaml"
+    config.write_text(
+        f"data:\n  class_path: folder_dataset.FolderDataModule\n  init_args:\n    root: {tmp_path / 'clips'}\n"
+        "    num_frames: 4\n    stride: 2\n    crop_size: 32\n    short_side: [32, 36]\n    batch_size: 2\n"
+        "    num_workers: 0\n    backend: pyav\n    on_bad_video: skip\n"
+    )
+    args = [f"--config={config}", "--model.vmp=true", "--trainer.fast_dev_run=1", "--trainer.logger=false"]
+    cli = build_cli(["fit", *args, f"--trainer.default_root_dir={tmp_path}", *QUIET])
+    assert cli.datamodule.backend == "pyav" and cli.datamodule.frames_per_clip == 5
+    assert cli.datamodule.class_names == ["jump", "walk"] and len(cli.datamodule.records["val"]) == 2
+    assert cli.trainer.state.finished and cli.trainer.global_step == 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from helpers import ramp_video
+from vmp_lightning.commands import main
 from vmp_lightning.data import (
     open_video,
     read_frames,
 )
-from vmp_lightning.data.prepare import cut_clip
+from vmp_lightning.data.datasets import prepare_commands
+from vmp_lightning.data.prepare import PrepareCommand, cut_clip
 
 
 def test_cut_clip_resizes_and_keyframes(tmp_path):
@@ -15,3 +17,20 @@ def test_cut_clip_resizes_and_keyframes(tmp_path):
     frames = cut_clip(source, tmp_path / "out.mp4", 4, 13, short_side=64, gop=2)
     reader = open_video(tmp_path / "out.mp4")
     assert frames == 10 and len(reader) == 10 and read_frames(reader, [0]).shape == (1, 64, 128, 3)
+
+
+def test_prepare_commands_are_found_in_the_dataset_modules():
+    """A dataset module's ``PREPARE`` is all `vmp-lightning prepare` needs to know of it."""
+    commands = prepare_commands()
+    assert list(commands) == ["finegym", "hmdb51", "mpii-cooking2"]
+    assert all(isinstance(command, PrepareCommand) for command in commands.values())
+
+
+def test_prepare_command_runs_the_datasets_step(tmp_path, capsys):
+    root = tmp_path / "hmdb51"
+    ramp_video(root / "videos" / "wave" / "wave_0.avi", frames=12)
+    (root / "splits").mkdir(parents=True)
+    (root / "splits" / "wave_test_split1.txt").write_text("wave_0.avi 1\n")
+    main(["prepare", "hmdb51", "--root", str(root), "--out", str(tmp_path / "out"), "--short-side", "0", "--gop", "4"])
+    assert "written 1, already there 0, problems 0" in capsys.readouterr().out
+    assert len(open_video(tmp_path / "out" / "videos" / "wave" / "wave_0.mp4")) == 12
