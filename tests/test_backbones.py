@@ -158,6 +158,30 @@ def test_divided_attention_matches_the_original_formulation():
     torch.testing.assert_close(block(x, 3, 4), reference_divided_block(block, x, 3, 4), atol=1e-5, rtol=1e-5)
 
 
+def reference_space_only_features(model: TimeSformer, clip: torch.Tensor) -> torch.Tensor:
+    """The original's forward_features for attention_type "space_only", written out: frames as batch, pos_embed
+    added, blocks with plain attention, then (b t) n m -> b t n m, mean over t, norm, class token."""
+    batch, _, frames, height, width = clip.shape
+    x = model.patch_embed(clip.permute(0, 2, 1, 3, 4).reshape(batch * frames, 3, height, width))
+    x = torch.cat([model.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + model.pos_embed
+    for block in model.blocks:
+        x = x + block.attn(block.norm1(x))
+        x = x + block.mlp(block.norm2(x))
+    x = x.reshape(batch, frames, x.shape[1], x.shape[2]).mean(1)
+    return model.norm(x)[:, 0]
+
+
+def test_space_only_pools_frames_as_the_original():
+    torch.manual_seed(0)
+    model = TimeSformer(
+        5, num_frames=3, img_size=16, patch_size=8, embed_dim=16, depth=2, num_heads=2, attention_type="space_only"
+    ).eval()
+    nn.init.normal_(model.norm.weight, mean=1.0, std=0.5)  # a norm that is not the identity tells the orders apart
+    clip = torch.randn(2, 3, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(clip), reference_space_only_features(model, clip))
+
+
 def test_embedding_resizing():
     pos = torch.randn(1, 1 + 16, 8)
     resized = resize_pos_embed(pos, (2, 2))
@@ -166,6 +190,36 @@ def test_embedding_resizing():
     time = torch.arange(4.0).view(1, 4, 1).expand(1, 4, 3)
     stretched = resize_time_embed(time, 8)
     assert stretched.shape == (1, 8, 3) and torch.all(stretched[0, 1:, 0] >= stretched[0, :-1, 0])
+
+
+def test_original_embedding_resize_rules(tmp_path):
+    """The original TimeSformer: at load, pos_embed by nearest over the flattened sequence and time_embed by
+    nearest (helpers.load_pretrained); in the forward pass, pos_embed by nearest over the patch grid (vit.py)."""
+    torch.manual_seed(0)
+    small = TimeSformer(5, num_frames=4, img_size=32, patch_size=8, embed_dim=8, depth=1, num_heads=2)
+    bigger = TimeSformer(5, num_frames=8, img_size=48, patch_size=8, embed_dim=8, depth=1, num_heads=2)
+    state, resized = bigger.adapt_state_dict(small.state_dict())
+    assert resized == ["pos_embed", "time_embed"]
+    pos, time = small.pos_embed.detach(), small.time_embed.detach()
+    other = nn.functional.interpolate(pos[0, 1:, :].unsqueeze(0).transpose(1, 2), size=36, mode="nearest")
+    torch.testing.assert_close(
+        state["pos_embed"], torch.cat((pos[0, 0, :].unsqueeze(0).unsqueeze(1), other.transpose(1, 2)), 1)
+    )
+    expected_time = nn.functional.interpolate(time.transpose(1, 2), size=8, mode="nearest").transpose(1, 2)
+    torch.testing.assert_close(state["time_embed"], expected_time)
+    grid = resize_pos_embed(pos, (6, 4), "nearest")  # forward pass on a 48 x 32 crop
+    reference = nn.functional.interpolate(
+        pos[0, 1:, :].unsqueeze(0).transpose(1, 2).reshape(1, 8, 4, 4), size=(6, 4), mode="nearest"
+    )
+    torch.testing.assert_close(grid[:, 1:], reference.flatten(2).transpose(1, 2))
+    smooth = TimeSformer(
+        5, num_frames=8, img_size=48, patch_size=8, embed_dim=8, depth=1, num_heads=2, embed_resize="interpolate"
+    )
+    state, _ = smooth.adapt_state_dict(small.state_dict())
+    torch.testing.assert_close(state["pos_embed"], resize_pos_embed(pos, (6, 6), "bicubic"))
+    torch.testing.assert_close(state["time_embed"], resize_time_embed(time, 8, "linear"))
+    with pytest.raises(ValueError, match="embed_resize"):
+        TimeSformer(5, embed_resize="cubic")
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from timm.models.vision_transformer import Attention
 from torch import Tensor, nn
 
 AttentionType = Literal["divided_space_time", "space_only", "joint_space_time"]
+EmbedResize = Literal["original", "interpolate"]
 
 
 class Block(nn.Module):
@@ -59,7 +60,10 @@ class TimeSformer(nn.Module):
     """Video transformer on ``B x 3 x T x H x W`` clips (ViT-B/16, 8 x 224 by default).
 
     ``num_frames`` and ``img_size`` size the time and position embeddings; clips of another length or size are
-    served by interpolating them (and `adapt_state_dict` resizes a checkpoint's embeddings once, at load time).
+    served by resizing them, and `adapt_state_dict` resizes a checkpoint's embeddings once, at load time.
+    ``embed_resize`` says how: ``"original"`` (default) does what the original code does, so its checkpoints give
+    its logits: nearest-neighbour everywhere, over the flattened patch sequence at load time and over the patch
+    grid in the forward pass; ``"interpolate"`` resizes the patch grid bicubically and time linearly.
     """
 
     def __init__(
@@ -75,9 +79,13 @@ class TimeSformer(nn.Module):
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.1,
         attention_type: AttentionType = "divided_space_time",
+        embed_resize: EmbedResize = "original",
     ) -> None:
         super().__init__()
+        if embed_resize not in ("original", "interpolate"):
+            raise ValueError(f"embed_resize must be 'original' or 'interpolate', got {embed_resize!r}")
         self.attention_type, self.num_frames, self.patch_size = attention_type, num_frames, patch_size
+        self.smooth = embed_resize == "interpolate"
         self.patch_embed = PatchEmbed(img_size, patch_size, 3, embed_dim, strict_img_size=False)
         patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -113,15 +121,17 @@ class TimeSformer(nn.Module):
         x = self.patch_embed(clip.transpose(1, 2).reshape(batch * frames, 3, height, width))  # (B T) x N x D
         grid = (height // self.patch_size, width // self.patch_size)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = self.pos_drop(x + resize_pos_embed(self.pos_embed, grid))
+        x = self.pos_drop(x + resize_pos_embed(self.pos_embed, grid, "bicubic" if self.smooth else "nearest"))
         patches = x.shape[1] - 1
         cls = x[:batch, :1]
         if self.attention_type == "space_only":
             for block in self.blocks:
                 x = block(x, frames, patches)
-            return self.norm(x)[:, 0].reshape(batch, frames, -1).mean(1)
+            # as the original: average each token over the frames, then the final norm, then the class token
+            return self.norm(x[:, 0].reshape(batch, frames, -1).mean(1))
         tokens = x[:, 1:].reshape(batch, frames, patches, -1).transpose(1, 2)  # B x N x T x D
-        tokens = self.time_drop(tokens + resize_time_embed(self.time_embed, frames).unsqueeze(1))
+        time_embed = resize_time_embed(self.time_embed, frames, "linear" if self.smooth else "nearest")
+        tokens = self.time_drop(tokens + time_embed.unsqueeze(1))
         x = torch.cat([cls, tokens.reshape(batch, patches * frames, -1)], dim=1)
         for block in self.blocks:
             x = block(x, frames, patches)
@@ -131,36 +141,42 @@ class TimeSformer(nn.Module):
         return self.head(self.forward_features(clip))
 
     def adapt_state_dict(self, state: dict[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
-        """Resize a checkpoint's position (bicubic over the patch grid) and time (linear) embeddings to this
-        model's; returns the new state and the names of the resized entries."""
+        """Resize a checkpoint's position and time embeddings to this model's (see ``embed_resize``); returns the
+        new state and the names of the resized entries."""
         resized = []
         state = dict(state)
         for name in ("pos_embed", "time_embed"):
             if name in state and hasattr(self, name) and state[name].shape != getattr(self, name).shape:
-                target = getattr(self, name)
-                if name == "pos_embed":
-                    side = round((target.shape[1] - 1) ** 0.5)
-                    state[name] = resize_pos_embed(state[name], (side, side))
-                else:
-                    state[name] = resize_time_embed(state[name], target.shape[1])
+                size = getattr(self, name).shape[1]
+                if name == "time_embed":
+                    state[name] = resize_time_embed(state[name], size, "linear" if self.smooth else "nearest")
+                elif self.smooth:
+                    side = round((size - 1) ** 0.5)
+                    state[name] = resize_pos_embed(state[name], (side, side), "bicubic")
+                else:  # the original's load rule: nearest over the flattened patch sequence
+                    patches = F.interpolate(state[name][:, 1:].transpose(1, 2), size=size - 1, mode="nearest")
+                    state[name] = torch.cat([state[name][:, :1], patches.transpose(1, 2)], dim=1)
                 resized.append(name)
         return state, resized
 
 
-def resize_pos_embed(pos_embed: Tensor, grid: tuple[int, int]) -> Tensor:
-    """``1 x (1 + N) x D`` class + square-grid embedding -> the same for ``grid`` (bicubic), if it differs."""
+def resize_pos_embed(pos_embed: Tensor, grid: tuple[int, int], mode: str = "bicubic") -> Tensor:
+    """``1 x (1 + N) x D`` class + square-grid embedding -> the same for ``grid`` (``bicubic`` or ``nearest``
+    over the grid), if it differs."""
     patches = pos_embed.shape[1] - 1
     side = round(patches**0.5)
     if (side, side) == tuple(grid):
         return pos_embed
     spatial = pos_embed[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    spatial = F.interpolate(spatial.float(), size=grid, mode="bicubic", align_corners=False).to(pos_embed.dtype)
+    smooth = {"align_corners": False} if mode == "bicubic" else {}
+    spatial = F.interpolate(spatial.float(), size=grid, mode=mode, **smooth).to(pos_embed.dtype)
     return torch.cat([pos_embed[:, :1], spatial.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], -1)], dim=1)
 
 
-def resize_time_embed(time_embed: Tensor, frames: int) -> Tensor:
-    """``1 x T x D`` -> ``1 x frames x D`` (linear interpolation), if it differs."""
+def resize_time_embed(time_embed: Tensor, frames: int, mode: str = "linear") -> Tensor:
+    """``1 x T x D`` -> ``1 x frames x D`` (``linear`` or ``nearest``), if it differs."""
     if time_embed.shape[1] == frames:
         return time_embed
-    resized = F.interpolate(time_embed.transpose(1, 2).float(), size=frames, mode="linear", align_corners=False)
+    smooth = {"align_corners": False} if mode == "linear" else {}
+    resized = F.interpolate(time_embed.transpose(1, 2).float(), size=frames, mode=mode, **smooth)
     return resized.transpose(1, 2).to(time_embed.dtype)
