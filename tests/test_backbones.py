@@ -116,6 +116,12 @@ def test_slowfast_pathway_frames(sites, slow_frames, fast_frames):
         model(frame_numbered_clip(10 if sites else 9))
 
 
+def test_timesformer_crop_must_fit_the_patches():
+    model = TINY["timesformer"](5)
+    with pytest.raises(ValueError, match=r"divisible by its patch size 8, got 30 x 32: set data\.crop_size"):
+        model(torch.randn(1, 3, 8, 30, 32))
+
+
 def test_torchvision_adapter_rejects_unknown_models():
     with pytest.raises(ValueError, match="no model 'r9d'"):
         TorchvisionVideo(5, "r9d")
@@ -283,7 +289,12 @@ def test_timm_vit_weights_initialise_the_spatial_part(tmp_path):
     model = classifier("timesformer", init_checkpoint=str(tmp_path / "vit.pth"))
     report = model.checkpoint_report
     assert "backbone.blocks.0.attn.qkv.weight" in report.loaded and "backbone.patch_embed.proj.weight" in report.loaded
-    assert any("temporal_attn" in k for k in report.missing) and "backbone.time_embed" in report.missing
+    assert "backbone.time_embed" in report.missing and not any("temporal_attn" in k for k in report.missing)
+    for block, spatial in zip(model.model.backbone.blocks, vit.blocks, strict=True):  # the original's ImageNet start
+        torch.testing.assert_close(block.temporal_attn.qkv.weight, spatial.attn.qkv.weight)
+        torch.testing.assert_close(block.temporal_attn.proj.bias, spatial.attn.proj.bias)
+        torch.testing.assert_close(block.temporal_norm1.weight, spatial.norm1.weight)
+    assert model.model.backbone.blocks[1].temporal_fc.weight.abs().sum() == 0
     assert report.reinitialised == ["backbone.head.bias", "backbone.head.weight"]
     torch.testing.assert_close(model.model.backbone.blocks[1].mlp.fc1.weight, vit.blocks[1].mlp.fc1.weight)
 

@@ -118,6 +118,11 @@ class TimeSformer(nn.Module):
 
     def forward_features(self, clip: Tensor) -> Tensor:
         batch, _, frames, height, width = clip.shape
+        if height % self.patch_size or width % self.patch_size:
+            raise ValueError(
+                f"TimeSformer needs a crop divisible by its patch size {self.patch_size}, got {height} x {width}: "
+                f"set data.crop_size to a multiple of {self.patch_size}"
+            )
         x = self.patch_embed(clip.transpose(1, 2).reshape(batch * frames, 3, height, width))  # (B T) x N x D
         grid = (height // self.patch_size, width // self.patch_size)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
@@ -141,10 +146,17 @@ class TimeSformer(nn.Module):
         return self.head(self.forward_features(clip))
 
     def adapt_state_dict(self, state: dict[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
-        """Resize a checkpoint's position and time embeddings to this model's (see ``embed_resize``); returns the
-        new state and the names of the resized entries."""
+        """Resize a checkpoint's position and time embeddings to this model's (see ``embed_resize``) and, for an
+        image ViT checkpoint (no temporal attention), start each block's temporal attention and its norm from the
+        spatial ones, as the original's ``load_pretrained`` does (``temporal_fc`` keeps its initialisation: zero
+        from the second block on). Returns the new state and the names of the resized entries."""
         resized = []
         state = dict(state)
+        if self.attention_type == "divided_space_time":
+            for key in list(state):
+                if key.startswith("blocks.") and (".attn." in key or ".norm1." in key):
+                    temporal = key.replace(".attn.", ".temporal_attn.").replace(".norm1.", ".temporal_norm1.")
+                    state.setdefault(temporal, state[key])
         for name in ("pos_embed", "time_embed"):
             if name in state and hasattr(self, name) and state[name].shape != getattr(self, name).shape:
                 size = getattr(self, name).shape[1]
