@@ -11,6 +11,7 @@ from vmp_lightning.backbones import X3D, SlowFast, TimeSformer, TinyVideoCNN, To
 from vmp_lightning.backbones.checkpoints import CheckpointMismatchError, load_weights, read_state_dict
 from vmp_lightning.backbones.timesformer import resize_pos_embed, resize_time_embed
 from vmp_lightning.data import Normalization
+from vmp_lightning.model import PromptedModel
 from vmp_lightning.module import VideoClassifier
 from vmp_lightning.prompt import LearnableSigmoid
 
@@ -343,6 +344,46 @@ def test_lightning_checkpoint_restores_prompts_too(tmp_path):
         -0.3
     )
     assert not model.checkpoint_report.missing
+
+
+def authors_forward(timesformer: TimeSformer, m: torch.Tensor, n: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """q1xiangchen/VMPs' forward written out: de-normalise with 0.45 / 0.225, grey with the weights of a BGR
+    reader (B 0.114, G 0.587, R 0.299 for channels 0, 1, 2), frame differences, their m_sigmoid, the map times
+    the later frame, then TimeSformer."""
+    seq = x.permute(0, 2, 1, 3, 4)  # BCTHW -> BTCHW
+    grey = torch.einsum("btchw, c -> bthw", seq * 0.225 + 0.45, torch.tensor([0.114, 0.587, 0.299]))
+    diff = grey[:, 1:] - grey[:, :-1]
+    attention = 1 / (1 + torch.exp(-(5 / (0.45 * torch.abs(torch.tanh(m)) + 1e-1)) * (diff - 0.6 * torch.tanh(n))))
+    prompt = attention.unsqueeze(2).repeat(1, 1, 3, 1, 1) * seq[:, 1:]
+    return timesformer(prompt.permute(0, 2, 1, 3, 4))
+
+
+def test_the_authors_vmp_checkpoint_gives_their_logits(tmp_path):
+    torch.manual_seed(3)
+    original = TINY["timesformer"](5).eval()
+    m, n = torch.tensor([0.2646]), torch.tensor([-0.6615])  # HMDB-51's published values, shape [1] as saved
+    state = {f"model.{k}": v for k, v in original.state_dict().items()} | {"vmps.m": m, "vmps.n": n}
+    torch.save({"model_state": state}, tmp_path / "authors.pyth")
+    model = PromptedModel(TINY["timesformer"](5), 5, vmp=True, normalization=NORM, reference_luma=True).eval()
+    report = model.load_pretrained(tmp_path / "authors.pyth")
+    assert report.fraction == 1.0 and not report.unexpected and not report.missing and not report.notes
+    assert model.prompt.pn.m.shape == () and model.prompt.pn.m.item() == pytest.approx(0.2646)
+    clip = torch.randn(2, 3, 9, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(clip)[0], authors_forward(original, m, n, clip), atol=1e-4, rtol=0)
+    as_written = PromptedModel(TINY["timesformer"](5), 5, vmp=True, normalization=NORM)
+    assert "set model.reference_luma true" in as_written.load_pretrained(tmp_path / "authors.pyth").summary()
+
+
+def test_the_report_counts_every_key_of_the_checkpoint(tmp_path):
+    trained = classifier("tiny_cnn", vmp=True)
+    state = {f"model.{k}": v for k, v in trained.model.state_dict().items()} | {"ema.decay": torch.tensor(0.99)}
+    torch.save({"state_dict": state}, tmp_path / "run.ckpt")
+    baseline = PromptedModel(TINY["tiny_cnn"](5), 5)  # vmp off: the prompt has nowhere to go
+    report = baseline.load_pretrained(tmp_path / "run.ckpt")
+    assert report.unexpected == ["ema.decay", "prompts.input.pn.m", "prompts.input.pn.n"]
+    assert "no prompt layer: ['prompts.input.pn.m', 'prompts.input.pn.n']" in report.summary()
+    assert report.fraction == 1.0
 
 
 def test_a_checkpoint_that_matches_almost_nothing_is_an_error(tmp_path):

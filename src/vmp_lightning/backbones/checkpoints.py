@@ -31,6 +31,7 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
     reshaped: list[str] = field(default_factory=list)
     reinitialised: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     fraction: float = 0.0
 
     def summary(self, limit: int = 8) -> str:
@@ -42,7 +43,7 @@ class LoadReport:
         for name in ("loaded", "reshaped", "reinitialised", "missing", "unexpected"):
             keys = getattr(self, name)
             lines.append(f"  {name:<13} {len(keys):>5}" + (f"  {listing(keys)}" if keys and name != "loaded" else ""))
-        return "\n".join(lines)
+        return "\n".join(lines + [f"  note: {note}" for note in self.notes])
 
     def counts(self) -> dict[str, int]:
         return {
@@ -77,25 +78,58 @@ def read_state_dict(source: str | Path, cache_dir: str | None = None) -> dict[st
 
 
 def align_keys(state: dict[str, Tensor], model_keys: set[str]) -> dict[str, Tensor]:
-    """``state`` with the prefix change (strip one, add one, of `PREFIXES`) that matches most model keys."""
+    """``state`` with the prefix change (strip one, add one, of `PREFIXES`) that matches most model keys; keys
+    without the stripped prefix keep their names (so the report counts them as unexpected, never drops them)."""
     best, best_hits = state, len(model_keys & set(state))
     for strip in PREFIXES:
         for add in PREFIXES:
             if strip == add:
                 continue
-            renamed = {add + k[len(strip) :]: v for k, v in state.items() if k.startswith(strip)}
+            renamed = {(add + k[len(strip) :] if k.startswith(strip) else k): v for k, v in state.items()}
             hits = len(model_keys & set(renamed))
             if hits > best_hits:
                 best, best_hits = renamed, hits
     return best
 
 
+#: The prompt parameters of the authors' code (q1xiangchen/VMPs: ``vmps.m``, ``vmps.n``, shape ``[1]``).
+AUTHORS_PROMPT = {"vmps.m": "m", "vmps.n": "n"}
+
+
+def place_authors_prompt(state: dict[str, Tensor], model: nn.Module, report: LoadReport) -> dict[str, Tensor]:
+    """Put the authors' ``vmps.m`` / ``vmps.n`` into this model's one learnable-sigmoid prompt layer (as scalars),
+    and note when that layer's luma differs from the authors' (BT.601 weights applied as if RGB were BGR)."""
+    if not AUTHORS_PROMPT.keys() & state.keys():
+        return state
+    from vmp_lightning.prompt import LearnableSigmoid, MotionPrompt
+
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, MotionPrompt)]
+    sigmoids = [(name, m) for name, m in layers if isinstance(m.pn, LearnableSigmoid)]
+    if len(layers) != 1 or len(sigmoids) != 1:
+        report.notes.append(
+            f"the checkpoint holds the authors' prompt parameters {sorted(AUTHORS_PROMPT.keys() & state.keys())}, "
+            f"but this model has {len(layers)} prompt layers (needs exactly one learnable sigmoid: vmp true)"
+        )
+        return state
+    name, layer = sigmoids[0]
+    state = dict(state)
+    for key, parameter in AUTHORS_PROMPT.items():
+        if key in state:
+            state[f"{name}.pn.{parameter}"] = state.pop(key).reshape(())
+    if layer.channel_order != "bgr":
+        report.notes.append(
+            "the authors' prompt was trained with the reference code's luma (BGR weights on RGB input); this model "
+            "uses BT.601 in RGB order: set model.reference_luma true to compute what the authors' model computes"
+        )
+    return state
+
+
 def load_weights(model: nn.Module, source: str | Path, min_match: float = 0.5) -> LoadReport:
     """Load what fits of ``source`` into ``model`` and report it; raise `CheckpointMismatchError` when less than
     ``min_match`` of the model's parameter elements come from the checkpoint."""
     own = model.state_dict()
-    state = align_keys(read_state_dict(source), set(own))
     report = LoadReport(str(source))
+    state = place_authors_prompt(align_keys(read_state_dict(source), set(own)), model, report)
     for name, module in model.named_modules():  # modules that resize entries (embeddings) to their own size
         if hasattr(module, "adapt_state_dict"):
             prefix = f"{name}." if name else ""
@@ -120,6 +154,9 @@ def load_weights(model: nn.Module, source: str | Path, min_match: float = 0.5) -
         sorted(report.unexpected),
     )
     report.missing = sorted(k for k in own if k not in usable and k not in report.reinitialised)
+    stray_prompts = [k for k in report.unexpected if k.startswith(("prompts.", *AUTHORS_PROMPT))]
+    if stray_prompts and not any(k.startswith("prompts.") for k in own):
+        report.notes.append(f"prompt parameters in the checkpoint, but this model has no prompt layer: {stray_prompts}")
     parameter_keys = {name for name, _ in model.named_parameters()}
     total = sum(own[k].numel() for k in parameter_keys) or 1
     report.fraction = sum(usable[k].numel() for k in usable if k in parameter_keys) / total
