@@ -204,3 +204,27 @@ def test_learning_rates_are_logged_per_param_group(synthetic_root, tmp_path):
     backbone = [float(row["lr/backbone"]) for row in rows if row.get("lr/backbone")]
     prompt = [float(row["lr/prompt"]) for row in rows if row.get("lr/prompt")]
     assert backbone == prompt == [0.003, 0.003]  # AdamW lr 3e-3, prompt_lr_scale 1, one value per step
+
+
+def test_a_run_started_from_pretrained_weights_moves_without_them(synthetic_root, tmp_path):
+    """Testing, resuming and loading a checkpoint never re-read ``init_checkpoint``: its weights are inside."""
+    from vmp_lightning.backbones import TinyVideoCNN
+    from vmp_lightning.module import VideoClassifier
+
+    pretrained = tmp_path / "pretrained.pyth"
+    torch.save({"model_state": TinyVideoCNN(4, width=32).state_dict()}, pretrained)
+    fit = build_cli(
+        fit_args(synthetic_root, tmp_path, f"--model.init_checkpoint={pretrained}", "--trainer.max_epochs=1")
+    )
+    assert fit.model.checkpoint_report.fraction == 1.0
+    pretrained.unlink()  # the evaluating machine has only the run's checkpoint
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    common = [*tiny_data_args(synthetic_root), "--trainer.logger=false", *QUIET, f"--ckpt_path={last}"]
+    tested = build_cli(["test", *common, f"--trainer.default_root_dir={tmp_path / 'test'}"])
+    assert tested.model.hparams.init_checkpoint == str(pretrained) and tested.model.checkpoint_report is None
+    weight = "model.backbone.classifier.weight"
+    torch.testing.assert_close(tested.model.state_dict()[weight], fit.model.state_dict()[weight])
+    resumed = build_cli(["fit", *common, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp_path / 'fit'}"])
+    assert resumed.trainer.current_epoch == 2
+    loaded = VideoClassifier.load_from_checkpoint(last)
+    torch.testing.assert_close(loaded.state_dict()[weight], fit.model.state_dict()[weight])

@@ -10,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from vmp_lightning.data.datamodule import VideoDataModule
 from vmp_lightning.loggers import run_directory
-from vmp_lightning.module import VideoClassifier
+from vmp_lightning.module import VideoClassifier, restoring_from_checkpoint
 from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import MotionPrompt
 
@@ -54,6 +54,15 @@ class VMPLightningCLI(LightningCLI):
             apply_on="instantiate",
             compute_fn=Normalization.as_dict,
         )
+
+    def instantiate_classes(self) -> None:
+        """With ``--ckpt_path`` the model's weights come from that checkpoint, not from ``init_checkpoint``."""
+        subcommand = self.config.get("subcommand")
+        if subcommand and self.config[subcommand].get("ckpt_path"):
+            with restoring_from_checkpoint():
+                super().instantiate_classes()
+        else:
+            super().instantiate_classes()
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCLI:

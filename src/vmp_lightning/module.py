@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import lightning as L
@@ -18,6 +20,19 @@ from vmp_lightning.evaluation import Aggregation, ClipScores, accuracy_metrics, 
 from vmp_lightning.loggers import run_directory
 from vmp_lightning.model import PromptedModel
 from vmp_lightning.prompt import VReduction, temporal_variation
+
+_RESTORING = ContextVar("restoring_from_checkpoint", default=False)
+
+
+@contextmanager
+def restoring_from_checkpoint() -> Iterator[None]:
+    """Models built inside come from a checkpoint that holds their trained weights: they skip ``init_checkpoint``
+    (whose file need not exist on this machine)."""
+    token = _RESTORING.set(True)
+    try:
+        yield
+    finally:
+        _RESTORING.reset(token)
 
 
 def _built_by_cli() -> bool:
@@ -81,7 +96,7 @@ class VideoClassifier(L.LightningModule):
         self.model = PromptedModel(backbone(num_classes), num_classes, **model_settings)
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.checkpoint_report = None
-        if init_checkpoint:
+        if init_checkpoint and not _RESTORING.get():
             self.checkpoint_report = self.model.load_pretrained(init_checkpoint, checkpoint_min_match)
             rank_zero_info(self.checkpoint_report.summary())
         self.model.requires_grad_(train_backbone)
@@ -89,6 +104,12 @@ class VideoClassifier(L.LightningModule):
         self.model.prompts.requires_grad_(train_prompt)
         self.train_metrics = accuracy_metrics(num_classes, prefix="train/")
         self.eval_scores = {"val": ClipScores(), "test": ClipScores()}
+
+    @classmethod
+    def load_from_checkpoint(cls, *args: Any, **kwargs: Any) -> VideoClassifier:  # type: ignore[override]
+        """Lightning's, without re-reading ``init_checkpoint``: the checkpoint holds the weights."""
+        with restoring_from_checkpoint():
+            return super().load_from_checkpoint(*args, **kwargs)
 
     def forward(self, clip: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Logits and the attention maps of each prompted site (empty without VMPs)."""
