@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test test-fast demo lint format bench bench-hf clean
+.PHONY: install test test-fast demo lint format bench bench-gpu bench-hf clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ bench: install
 	$(BIN)/python benchmarks/prompt_cost.py
 	$(BIN)/python benchmarks/loader_throughput.py
 	$(BIN)/python benchmarks/backbone_overhead.py
+
+# On a machine with a GPU: step time and peak memory with and without VMPs (benchmarks/results/gpu_step.md).
+bench-gpu: install
+	$(BIN)/python benchmarks/gpu_step.py
 
 # transformers only for this comparison, beside the benchmark, not in the project's environment
 bench-hf: install

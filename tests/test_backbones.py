@@ -83,13 +83,16 @@ def frame_numbered_clip(frames: int) -> torch.Tensor:
     return torch.arange(frames, dtype=torch.float32).view(1, 1, frames, 1, 1).expand(1, 3, frames, 4, 4).clone()
 
 
+PRETRAINING_SLOW = [0, 4, 8, 13, 17, 22, 26, 31]  # PySlowFast / pytorchvideo: linspace(0, 31, 8), rounded down
+
+
 @pytest.mark.parametrize(
     ("sites", "slow_frames", "fast_frames"),
     [
-        (None, [3, 7], list(range(8))),  # baseline: 8 frames, slow = last of each group of alpha
-        (["slow"], [4, 8], list(range(1, 9))),  # 9 frames: both pathways see the same frames, shifted by one
-        (["fast"], [4, 8], list(range(1, 9))),
-        (["slow", "fast"], [4, 8], list(range(1, 9))),
+        (None, PRETRAINING_SLOW, list(range(32))),  # baseline: 32 frames, slow as in pretraining
+        (["slow"], [f + 1 for f in PRETRAINING_SLOW], list(range(1, 33))),  # 33 frames: the same frames, shifted
+        (["fast"], [f + 1 for f in PRETRAINING_SLOW], list(range(1, 33))),
+        (["slow", "fast"], [f + 1 for f in PRETRAINING_SLOW], list(range(1, 33))),
     ],
 )
 def test_slowfast_pathway_frames(sites, slow_frames, fast_frames):
@@ -104,17 +107,35 @@ def test_slowfast_pathway_frames(sites, slow_frames, fast_frames):
         pn=LearnableSigmoid(init_m=0.0, init_n=-5.0),
         head="net",
     )
-    clip = frame_numbered_clip(9 if sites else 8)
+    clip = frame_numbered_clip(33 if sites else 32)
     _, attention = model(clip)
     slow, fast = backbone.net.seen
-    assert slow.shape[2] == 2 and fast.shape[2] == 8
+    assert slow.shape[2] == 8 and fast.shape[2] == 32
     # with b < 0 and a positive difference every attention value is ~1, so a prompt keeps its frame's value
     assert slow[0, 0, :, 0, 0].round().tolist() == slow_frames
     assert fast[0, 0, :, 0, 0].round().tolist() == fast_frames
-    if sites and "slow" in sites:
-        assert attention["slow"].shape[1] == 2  # slow prompts from the slow pathway's own pairs (f0,f4), (f4,f8)
+    assert {site: maps.shape[1] for site, maps in attention.items()} == {
+        s: {"slow": 8, "fast": 32}[s] for s in sites or []
+    }
     with pytest.raises(ValueError, match="alpha x T_slow"):
-        model(frame_numbered_clip(10 if sites else 9))
+        model(frame_numbered_clip(34 if sites else 33))
+
+
+def test_slow_prompts_are_the_motion_into_each_slow_frame():
+    """A slow prompt is the prompt of its frame from the pair (previous frame, frame): the fast pathway's prompt at
+    the same position, whichever layer computes it."""
+    torch.manual_seed(0)
+    backbone = SlowFast(5, width=8, alpha=4)
+    backbone.net = Recorder()
+    model = PromptedModel(backbone, 5, vmp=True, normalization=NORM, share_prompt=True, head="net")
+    clip = torch.randn(1, 3, 33, 6, 6)
+    _, attention = model(clip)
+    slow, fast = backbone.net.seen
+    maps = model.prompts["shared"].attention(clip)  # T_fast maps of the pairs (f_t, f_t+1)
+    index = torch.tensor(PRETRAINING_SLOW)
+    torch.testing.assert_close(attention["slow"], maps[:, index], rtol=0, atol=0)
+    torch.testing.assert_close(slow, fast[:, :, index], rtol=0, atol=0)
+    torch.testing.assert_close(slow, maps[:, index].unsqueeze(1) * clip[:, :, index + 1], rtol=0, atol=0)
 
 
 def test_timesformer_crop_must_fit_the_patches():

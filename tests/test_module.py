@@ -136,6 +136,47 @@ def test_default_prompt_group_matches_the_reference():
     assert prompt_group["lr"] == backbone_group["lr"] and prompt_group["weight_decay"] == 1e-4
 
 
+def test_batchnorm_parameters_get_their_own_weight_decay():
+    model = VideoClassifier(
+        lambda k: X3D(k, width_factor=1.0, depth_factor=0.5, head_dim=32),
+        num_classes=4,
+        vmp=True,
+        normalization=NORM,
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.1, weight_decay=5e-5),
+        bn_weight_decay=0.0,
+    )
+    groups = {g["name"]: g for g in model.configure_optimizers().param_groups}
+    assert set(groups) == {"backbone", "bn", "prompt"}
+    assert groups["bn"]["weight_decay"] == 0.0 and groups["bn"]["lr"] == 0.1
+    assert groups["backbone"]["weight_decay"] == 5e-5 and groups["prompt"]["weight_decay"] == 5e-5
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm3d)]
+    assert {id(p) for g in groups.values() if g["name"] == "bn" for p in g["params"]} == {
+        id(p) for m in norms for p in m.parameters()
+    }
+    convs = {id(m.weight) for m in model.modules() if isinstance(m, nn.Conv3d)}
+    assert convs <= {id(p) for p in groups["backbone"]["params"]}
+    assert sum(len(g["params"]) for g in groups.values()) == len(list(model.parameters()))
+    default = tiny(optimizer=lambda params: torch.optim.SGD(params, lr=0.1, weight_decay=5e-5))
+    assert [g["name"] for g in default.configure_optimizers().param_groups] == ["backbone"]
+
+
+def test_a_frozen_backbone_keeps_the_heads_dropout_active():
+    model = VideoClassifier(
+        lambda k: X3D(k, width_factor=1.0, depth_factor=0.5, head_dim=32, dropout=0.5),
+        num_classes=4,
+        train_backbone=False,
+    )
+    model.train()
+    dropout = model.model.backbone.net.blocks[-1].dropout
+    assert model.model.head_dropout() == [dropout]
+    assert dropout.training and model.model.head.training and not model.model.backbone.net.blocks[1].training
+    features = torch.ones(1, 32)
+    assert (dropout(features) == 0).any()  # active: some features dropped
+    model.eval()
+    assert not dropout.training
+    assert tiny().model.head_dropout() == []  # a head at the top has no dropout of its own
+
+
 def test_scheduler_is_built_on_the_optimizer():
     model = tiny(lr_scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=3))
     config = model.configure_optimizers()

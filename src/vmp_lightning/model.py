@@ -108,6 +108,15 @@ class PromptedModel(nn.Module):
     def head(self) -> nn.Module:
         return self.backbone.get_submodule(self.head_name)
 
+    def head_dropout(self) -> list[nn.Dropout]:
+        """Dropout layers beside the head inside its own block (pytorchvideo's head, torchvision's ``head``
+        Sequential): the head's regulariser. A head at the top of the backbone has none (the backbone's
+        other dropout layers act on its input)."""
+        parent, _, _ = self.head_name.rpartition(".")
+        if not parent:
+            return []
+        return [m for m in self.backbone.get_submodule(parent).children() if isinstance(m, nn.Dropout)]
+
     @property
     def prompt(self) -> MotionPrompt | None:
         """The prompt layer when there is exactly one (None without VMPs)."""

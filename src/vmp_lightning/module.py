@@ -54,8 +54,10 @@ class VideoClassifier(L.LightningModule):
         optimizer, lr_scheduler: LightningCLI callables; the prompt gets its own param group ``prompt``.
         prompt_lr_scale, prompt_weight_decay: that group's lr multiplier and weight decay (None: the optimizer's);
             the defaults are the reference code's (same lr and weight decay as the backbone).
+        bn_weight_decay: weight decay of BatchNorm weights and biases, in their own param group ``bn`` (None: the
+            optimizer's); PySlowFast trains SlowFast and X3D with 0 (``BN.WEIGHT_DECAY``).
         train_backbone, train_head, train_prompt: what is trained; a frozen backbone stays in eval mode
-            (BatchNorm statistics and dropout fixed) except for its head.
+            (BatchNorm statistics and dropout fixed) except for its head and the head's dropout.
         aggregation: how the views of a test video are combined (``sum_logits`` or ``mean_softmax``); evaluation
             is exact under DDP (`vmp_lightning.evaluation`), the test writes predictions into the run folder.
         init_checkpoint, checkpoint_min_match: weights to start from (see `PromptedModel.load_pretrained`).
@@ -73,6 +75,7 @@ class VideoClassifier(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         prompt_lr_scale: float = 1.0,
         prompt_weight_decay: float | None = None,
+        bn_weight_decay: float | None = None,
         train_backbone: bool = True,
         train_head: bool = True,
         train_prompt: bool = True,
@@ -116,11 +119,14 @@ class VideoClassifier(L.LightningModule):
         return self.model(clip)
 
     def train(self, mode: bool = True) -> VideoClassifier:
-        """A frozen backbone runs in eval mode (BatchNorm statistics and dropout fixed) except for its head."""
+        """A frozen backbone runs in eval mode (BatchNorm statistics and dropout fixed) except for its head and the
+        head's dropout, which regularises the head being trained as it does in a full fine-tune."""
         super().train(mode)
         if mode and not self.hparams.train_backbone:
             self.model.backbone.eval()
             self.model.head.train()
+            for dropout in self.model.head_dropout():
+                dropout.train()
         return self
 
     def configure_callbacks(self) -> list[L.Callback]:
@@ -130,17 +136,27 @@ class VideoClassifier(L.LightningModule):
         return callbacks
 
     def configure_optimizers(self):
-        prompt_ids = {id(p) for p in self.model.prompts.parameters()}
+        """Param groups ``backbone``, ``bn`` (with ``bn_weight_decay``) and ``prompt``, each only when it has
+        trainable parameters; the optimizer's settings, then each group's own."""
+        group_of = {id(p): "prompt" for p in self.model.prompts.parameters()}
+        if self.hparams.get("bn_weight_decay") is not None:
+            for module in self.model.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._NormBase):
+                    group_of.update({id(p): "bn" for p in module.parameters(recurse=False)})
         trainable = [p for p in self.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in trainable if id(p) not in prompt_ids], "name": "backbone"}]
-        prompt_params = [p for p in trainable if id(p) in prompt_ids]
-        if prompt_params:
-            groups.append({"params": prompt_params, "name": "prompt"})
+        groups = [
+            {"params": params, "name": name}
+            for name in ("backbone", "bn", "prompt")
+            if (params := [p for p in trainable if group_of.get(id(p), "backbone") == name])
+        ]
         optimizer = self.optimizer_factory(groups)
-        if prompt_params:
-            optimizer.param_groups[-1]["lr"] *= self.hparams.prompt_lr_scale
-            if self.hparams.prompt_weight_decay is not None:
-                optimizer.param_groups[-1]["weight_decay"] = self.hparams.prompt_weight_decay
+        for group in optimizer.param_groups:
+            if group["name"] == "bn":
+                group["weight_decay"] = self.hparams.bn_weight_decay
+            if group["name"] == "prompt":
+                group["lr"] *= self.hparams.prompt_lr_scale
+                if self.hparams.prompt_weight_decay is not None:
+                    group["weight_decay"] = self.hparams.prompt_weight_decay
         if self.scheduler_factory is None:
             return optimizer
         # named "lr", LearningRateMonitor logs each group as lr/backbone, lr/prompt

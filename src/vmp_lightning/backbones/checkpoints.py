@@ -1,11 +1,14 @@
 """Loading pretrained weights with a report: pytorchvideo / PySlowFast / TimeSformer ``.pyth`` files (state dict
-under ``model_state``), timm ViT weights, plain state dicts, and this project's Lightning checkpoints.
+under ``model_state``), PySlowFast's Caffe2 ``.pkl`` files, timm ViT weights, plain state dicts, and this project's
+Lightning checkpoints. PySlowFast's own names are converted by the backbone that knows them
+(``from_original_layout``, see `vmp_lightning.backbones.pyslowfast`).
 
 Keys are matched after the one prefix change (``module.``, ``model.``, ``backbone.``, ``net.``) that matches
 most; entries whose shape differs are left at their fresh initialisation (the classification head for a new number
 of classes) unless the model resizes them (`adapt_state_dict`, e.g. TimeSformer's embeddings). A checkpoint that
 fills less than ``min_match`` of the model's parameters is an error, not a warning: a silently skipped backbone is
-the classic failure this prevents. Files are read with ``torch.load(weights_only=True)``.
+the classic failure this prevents. Files are read with ``torch.load(weights_only=True)``, Caffe2 pickles by an
+unpickler that admits numpy arrays only.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from vmp_lightning.backbones.pyslowfast import is_pyslowfast_layout, read_caffe2_pickle
 
 PREFIXES = ("", "module.", "model.", "backbone.", "net.", "module.model.", "backbone.net.")
 
@@ -65,9 +70,7 @@ def read_state_dict(source: str | Path, cache_dir: str | None = None) -> dict[st
     if source.startswith(("http://", "https://", "file://")):
         content = torch.hub.load_state_dict_from_url(source, model_dir=cache_dir, map_location="cpu", weights_only=True)
     else:
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"checkpoint not found: {source}")
-        content = torch.load(source, map_location="cpu", weights_only=True)
+        content = read_checkpoint_file(source)
     for key in ("model_state", "state_dict", "model", "module"):
         if isinstance(content, dict) and isinstance(content.get(key), dict):
             content = content[key]
@@ -75,6 +78,46 @@ def read_state_dict(source: str | Path, cache_dir: str | None = None) -> dict[st
     if not isinstance(content, dict):
         raise ValueError(f"{source}: expected a state dict, got {type(content).__name__}")
     return {k: v for k, v in content.items() if isinstance(v, Tensor)}
+
+
+def read_checkpoint_file(path: str | Path) -> object:
+    """What a checkpoint file holds (``torch.load(weights_only=True)``; a PySlowFast Caffe2 pickle as
+    ``{"model_state": ...}``), or an error that names the file and what it seems to be."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch fails in many ways on a file that is not one of its checkpoints
+        torch_error = str(error).strip().splitlines()[0]
+    with open(path, "rb") as file:
+        is_pickle = file.read(1) == b"\x80"
+    if is_pickle:
+        return {"model_state": read_caffe2_pickle(path)}
+    raise ValueError(
+        f"{path} is not a checkpoint: expected a PyTorch file (.pt, .pth, .pyth, .ckpt) or a PySlowFast Caffe2 "
+        f".pkl (torch: {torch_error[:200]}); is it truncated, or a download error page?"
+    )
+
+
+def from_original_layouts(state: dict[str, Tensor], model: nn.Module, report: LoadReport) -> dict[str, Tensor]:
+    """``state`` with PySlowFast's names replaced by those of the backbone in ``model`` that reads them."""
+    if not is_pyslowfast_layout(state):
+        return state
+    for name, module in model.named_modules():
+        convert = getattr(module, "from_original_layout", None)
+        if convert is not None:
+            prefix = f"{name}." if name else ""
+            converted = convert(state)
+            renamed = {(prefix + k if k not in state else k): v for k, v in converted.items()}
+            report.notes.append(f"PySlowFast layout: {len(state)} keys converted to {type(module).__name__}'s names")
+            return renamed
+    report.notes.append("the checkpoint is in PySlowFast's layout, but this model has no backbone that reads it")
+    return state
+
+
+def fits_by_reshape(value: Tensor, shape: torch.Size) -> bool:
+    """Caffe2 stores 1x1x1 convolutions as fully-connected weights: the same values without trailing unit dims."""
+    return value.dim() < len(shape) and tuple(value.shape) + (1,) * (len(shape) - value.dim()) == tuple(shape)
 
 
 def align_keys(state: dict[str, Tensor], model_keys: set[str]) -> dict[str, Tensor]:
@@ -129,7 +172,8 @@ def load_weights(model: nn.Module, source: str | Path, min_match: float = 0.5) -
     ``min_match`` of the model's parameter elements come from the checkpoint."""
     own = model.state_dict()
     report = LoadReport(str(source))
-    state = place_authors_prompt(align_keys(read_state_dict(source), set(own)), model, report)
+    state = from_original_layouts(read_state_dict(source), model, report)
+    state = place_authors_prompt(align_keys(state, set(own)), model, report)
     for name, module in model.named_modules():  # modules that resize entries (embeddings) to their own size
         if hasattr(module, "adapt_state_dict"):
             prefix = f"{name}." if name else ""
@@ -144,6 +188,8 @@ def load_weights(model: nn.Module, source: str | Path, min_match: float = 0.5) -
     for key, value in state.items():
         if key not in own:
             report.unexpected.append(key)
+        elif fits_by_reshape(value, own[key].shape):
+            usable[key] = value.reshape(own[key].shape)
         elif own[key].shape != value.shape:
             report.reinitialised.append(key)
         else:

@@ -5,22 +5,26 @@ prompts, so each variant of the paper's Table 2 is one setting.
 
 Which frames feed each pathway (T_fast = alpha * T_slow):
 
-- baseline: the clip holds T_fast frames f_0 .. f_{T_fast-1}; fast = all of them; slow = f_{alpha-1}, f_{2 alpha-1},
-  .., f_{T_fast-1} (the last frame of each group of alpha);
-- with VMPs the clip holds T_fast + 1 frames f_0 .. f_{T_fast}, one earlier frame in front of the same window:
-  fast = f_1 .. f_{T_fast}, or their prompts from the consecutive pairs (f_0, f_1) .. (f_{T_fast-1}, f_{T_fast});
-  slow = f_alpha, f_{2 alpha}, .., f_{T_fast}, or their prompts from the slow pathway's own consecutive pairs
-  (f_0, f_alpha) .. (f_{T_fast-alpha}, f_{T_fast}).
-So both pathways see the same frames in every variant (prompts multiply exactly the frames the baseline would
-see, shifted by the one leading frame), and each pathway's motion is measured at its own frame rate.
+- baseline: the clip holds T_fast frames f_0 .. f_{T_fast-1}; fast = all of them; slow = the frames at
+  ``linspace(0, T_fast - 1, T_slow)`` rounded down ([0, 4, 8, 13, 17, 22, 26, 31] for 32 frames), the selection
+  PySlowFast and pytorchvideo pretrained with and the fast-to-slow fusion (stride alpha, kernel 7) is centred on;
+- with VMPs the clip holds T_fast + 1 frames, one earlier frame in front of the same window, so the baseline's
+  frames are f_1 .. f_{T_fast}. A prompted pathway gets the prompts of exactly the frames the baseline gives it:
+  the layer turns the T_fast + 1 frames into T_fast prompts (consecutive pairs at the clip's frame rate), the fast
+  pathway takes all of them, the slow pathway those at the same linspace positions; an unprompted pathway takes
+  the baseline's frames.
+So every variant sees the same frames, and each slow prompt is the motion between its frame and the frame just
+before it, as if the prompts were computed before PySlowFast's pathway packing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor, nn
 
+from vmp_lightning.backbones.pyslowfast import slowfast_from_pyslowfast
 from vmp_lightning.prompt import MotionPrompt
 
 
@@ -37,6 +41,7 @@ class SlowFast(nn.Module):
     """
 
     prompt_sites = ("slow", "fast")
+    from_original_layout = staticmethod(slowfast_from_pyslowfast)
 
     def __init__(
         self,
@@ -78,17 +83,19 @@ class SlowFast(nn.Module):
         if unknown:
             raise ValueError(f"SlowFast prompts go on {self.prompt_sites}, got {sorted(unknown)}")
         attention: dict[str, Tensor] = {}
+        slow_index = torch.linspace(0, frames - 1, frames // self.alpha, device=clip.device).long()
         if not prompts:
-            return [clip[:, :, self.alpha - 1 :: self.alpha], clip], attention
-        slow_frames = clip[:, :, :: self.alpha]  # T_slow + 1 frames, f_0 .. f_{T_fast}
-        if "slow" in prompts:
-            slow, attention["slow"] = prompts["slow"](slow_frames)
-        else:
-            slow = slow_frames[:, :, 1:]
-        if "fast" in prompts:
-            fast, attention["fast"] = prompts["fast"](clip)
-        else:
-            fast = clip[:, :, 1:]
+            return [clip[:, :, slow_index], clip], attention
+        computed: dict[int, tuple[Tensor, Tensor]] = {}  # per distinct layer (a shared prompt runs once)
+        inputs = {}
+        for site, layer in prompts.items():
+            if id(layer) not in computed:
+                computed[id(layer)] = layer(clip)  # T_fast prompts from the T_fast + 1 frames
+            all_prompts, all_attention = computed[id(layer)]
+            index = slow_index if site == "slow" else slice(None)
+            inputs[site], attention[site] = all_prompts[:, :, index], all_attention[:, index]
+        slow = inputs["slow"] if "slow" in inputs else clip[:, :, 1 + slow_index]  # else the baseline's frames
+        fast = inputs["fast"] if "fast" in inputs else clip[:, :, 1:]
         return [slow, fast], attention
 
     def prompted_forward(self, clip: Tensor, prompts: Mapping[str, MotionPrompt]) -> tuple[Tensor, dict[str, Tensor]]:
