@@ -121,21 +121,26 @@ def test_slowfast_pathway_frames(sites, slow_frames, fast_frames):
         model(frame_numbered_clip(34 if sites else 33))
 
 
-def test_slow_prompts_are_the_motion_into_each_slow_frame():
-    """A slow prompt is the prompt of its frame from the pair (previous frame, frame): the fast pathway's prompt at
-    the same position, whichever layer computes it."""
+@pytest.mark.parametrize("share_prompt", [True, False])
+def test_slow_prompts_are_the_motion_into_each_slow_frame(share_prompt):
+    """A slow prompt is its frame's prompt from the pair (previous frame, frame): what the slow layer computes on
+    the whole clip, at the slow positions (with a shared layer: the fast pathway's prompts there)."""
     torch.manual_seed(0)
     backbone = SlowFast(5, width=8, alpha=4)
     backbone.net = Recorder()
-    model = PromptedModel(backbone, 5, vmp=True, normalization=NORM, share_prompt=True, head="net")
-    clip = torch.randn(1, 3, 33, 6, 6)
+    model = PromptedModel(backbone, 5, vmp=True, normalization=NORM, share_prompt=share_prompt, head="net")
+    clip = torch.randn(2, 3, 33, 6, 6)
     _, attention = model(clip)
     slow, fast = backbone.net.seen
-    maps = model.prompts["shared"].attention(clip)  # T_fast maps of the pairs (f_t, f_t+1)
     index = torch.tensor(PRETRAINING_SLOW)
-    torch.testing.assert_close(attention["slow"], maps[:, index], rtol=0, atol=0)
-    torch.testing.assert_close(slow, fast[:, :, index], rtol=0, atol=0)
-    torch.testing.assert_close(slow, maps[:, index].unsqueeze(1) * clip[:, :, index + 1], rtol=0, atol=0)
+    maps = model.site_prompts["slow"].attention(clip)  # T_fast maps of the pairs (f_t, f_t+1)
+    torch.testing.assert_close(attention["slow"], maps[:, index], rtol=0, atol=1e-7)
+    torch.testing.assert_close(slow, maps[:, index].unsqueeze(1) * clip[:, :, index + 1], rtol=0, atol=1e-7)
+    torch.testing.assert_close(fast, model.site_prompts["fast"](clip)[0], rtol=0, atol=0)
+    if share_prompt:
+        torch.testing.assert_close(slow, fast[:, :, index], rtol=0, atol=0)
+    else:
+        assert not torch.allclose(slow, fast[:, :, index])  # two layers with their own parameters
 
 
 def test_timesformer_crop_must_fit_the_patches():

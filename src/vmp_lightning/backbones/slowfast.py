@@ -28,6 +28,15 @@ from vmp_lightning.backbones.pyslowfast import slowfast_from_pyslowfast
 from vmp_lightning.prompt import MotionPrompt
 
 
+def prompts_of_pairs(layer: MotionPrompt, clip: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    """The prompts and maps of frames ``index + 1`` of ``clip``, each from its pair (``index``, ``index + 1``): the
+    same values as ``layer(clip)`` at ``index``, computing only those pairs."""
+    b, c, _, h, w = clip.shape
+    pairs = torch.stack([clip[:, :, index], clip[:, :, index + 1]], dim=3)  # B x C x T x 2 x H x W
+    prompts, maps = layer(pairs.transpose(1, 2).reshape(b * len(index), c, 2, h, w))
+    return prompts.reshape(b, len(index), c, h, w).transpose(1, 2), maps.reshape(b, len(index), h, w)
+
+
 class SlowFast(nn.Module):
     """pytorchvideo's SlowFast returning logits for any clip length and crop size (global head pooling).
 
@@ -86,16 +95,14 @@ class SlowFast(nn.Module):
         slow_index = torch.linspace(0, frames - 1, frames // self.alpha, device=clip.device).long()
         if not prompts:
             return [clip[:, :, slow_index], clip], attention
-        computed: dict[int, tuple[Tensor, Tensor]] = {}  # per distinct layer (a shared prompt runs once)
-        inputs = {}
-        for site, layer in prompts.items():
-            if id(layer) not in computed:
-                computed[id(layer)] = layer(clip)  # T_fast prompts from the T_fast + 1 frames
-            all_prompts, all_attention = computed[id(layer)]
-            index = slow_index if site == "slow" else slice(None)
-            inputs[site], attention[site] = all_prompts[:, :, index], all_attention[:, index]
-        slow = inputs["slow"] if "slow" in inputs else clip[:, :, 1 + slow_index]  # else the baseline's frames
-        fast = inputs["fast"] if "fast" in inputs else clip[:, :, 1:]
+        slow, fast = clip[:, :, 1 + slow_index], clip[:, :, 1:]  # the baseline's frames
+        if "fast" in prompts:
+            fast, attention["fast"] = prompts["fast"](clip)
+        if "slow" in prompts:
+            if prompts["slow"] is prompts.get("fast"):  # one shared layer: the fast prompts at the slow positions
+                slow, attention["slow"] = fast[:, :, slow_index], attention["fast"][:, slow_index]
+            else:
+                slow, attention["slow"] = prompts_of_pairs(prompts["slow"], clip, slow_index)
         return [slow, fast], attention
 
     def prompted_forward(self, clip: Tensor, prompts: Mapping[str, MotionPrompt]) -> tuple[Tensor, dict[str, Tensor]]:
