@@ -67,3 +67,29 @@ def ramp_video(path, frames: int = 24, height: int = 32, width: int = 64, fps: f
 def brightness_index(clip, step: int = 8):
     """Frame indices read back from a ``T x H x W x C`` uint8 clip written by `ramp_video`."""
     return [round((float(frame.float().mean()) - 8) / step) for frame in clip]
+
+
+def remux_with_timestamps(source, destination, change) -> None:
+    """Copy the video packets of ``source`` into ``destination`` (the suffix picks the container) with new
+    timestamps: ``change([(pts, dts), ...]) -> [(pts, dts), ...]`` in file order. How real files get odd timestamps
+    (remuxers that write pts = dts, timestamp gaps, duplicates) without re-encoding."""
+    import av
+
+    with av.open(str(source)) as inp:
+        stream = inp.streams.video[0]
+        packets = [packet for packet in inp.demux(stream) if packet.size]
+        stamps = change([(packet.pts, packet.dts) for packet in packets])
+        with av.open(str(destination), "w") as out:
+            target = out.add_stream_from_template(stream)
+            for packet, (pts, dts) in zip(packets, stamps, strict=True):
+                packet.pts, packet.dts, packet.stream = pts, dts, target
+                out.mux(packet)
+
+
+def full_decode(path) -> np.ndarray:
+    """Every frame of a sequential decode from the start (PyAV, in the decoder's output order): frame i by
+    definition."""
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])

@@ -6,6 +6,8 @@ process-global state (decord's bridge, thread counts) is changed.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,7 +35,10 @@ class VideoRecord:
 
 
 class VideoReader:
-    """Random access to the frames of one video: ``len(reader)``, ``reader.fps``, ``reader.read(indices)``."""
+    """Random access to the frames of one video: ``len(reader)``, ``reader.fps``, ``reader.read(indices)``.
+
+    Frame i is the i-th frame of a full sequential decode, whatever the container's timestamps or header say.
+    """
 
     path: str
     fps: float
@@ -46,7 +51,94 @@ class VideoReader:
         raise NotImplementedError
 
 
+#: Frames a decoder may hold back to reorder B-frames; timestamps that move a frame further are not believed.
+MAX_REORDER = 16
+#: Packets decoded when indexing, to check that the timestamps give the decoder's output order.
+ORDER_CHECK_PACKETS = 48
+
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """Where the frames of a full decode are, read from the video's packets (no decoding but a short check).
+
+    ``packet_pts``: each packet's presentation timestamp in file (decode) order; ``keyframe``: which packets are key
+    frames; ``frames``: the number of frames (packets with data); ``header_frames``: what the container claims.
+    When the timestamps can be trusted (``untrusted`` empty), frame i is the packet with the i-th smallest
+    timestamp, so a reader may seek to a key frame and find frames by timestamp; otherwise ``untrusted`` says why
+    and frames are counted in a decode from the start.
+    """
+
+    frames: int
+    header_frames: int
+    fps: float
+    packet_pts: np.ndarray
+    keyframe: np.ndarray
+    untrusted: str
+
+    @property
+    def display_pts(self) -> np.ndarray:
+        """Timestamps in display order: frame i has ``display_pts[i]`` (trusted timestamps only)."""
+        return np.sort(self.packet_pts)
+
+
+def _distrust(pts: list, keyframe: list, reorders: bool, output_pts: list) -> str:
+    """Why these timestamps cannot number the frames of a full decode ('' when they can)."""
+    if not pts:
+        return "no packets"
+    if any(p is None for p in pts):
+        return "packets without timestamps"
+    values = np.asarray(pts, dtype=np.int64)
+    if len(np.unique(values)) < len(values):
+        return "duplicated timestamps"
+    if not keyframe[0]:
+        return "the first packet is not a key frame"
+    shift = np.abs(np.argsort(values, kind="stable") - np.arange(len(values))).max()
+    if shift > MAX_REORDER:
+        return f"timestamps move frames by {int(shift)} places"
+    if not reorders and shift:
+        return "timestamps out of order in a stream without B-frames"
+    if output_pts != np.sort(values)[: len(output_pts)].tolist():
+        return "the decoder's frame order differs from the timestamps' (B-frames with pts = dts?)"
+    return ""
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_index(path: str, size: int, mtime_ns: int) -> FrameIndex:
+    import av
+
+    with av.open(path) as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        pts, keyframe, output_pts = [], [], []
+        for packet in container.demux(stream):
+            if packet.size:
+                pts.append(packet.pts)
+                keyframe.append(packet.is_keyframe)
+            if len(pts) <= ORDER_CHECK_PACKETS:  # decode the start: does the output follow the timestamps?
+                output_pts += [frame.pts for frame in packet.decode()]
+        reorders = bool(stream.codec_context.has_b_frames)
+        untrusted = _distrust(pts, keyframe, reorders, output_pts[:ORDER_CHECK_PACKETS - MAX_REORDER])
+        return FrameIndex(
+            frames=len(pts),
+            header_frames=int(stream.frames),
+            fps=float(rate),
+            packet_pts=np.asarray([p if p is not None else -1 for p in pts], dtype=np.int64),
+            keyframe=np.asarray(keyframe, dtype=bool),
+            untrusted=untrusted,
+        )
+
+
+def index_video(path: str | Path) -> FrameIndex:
+    """The `FrameIndex` of a video, cached per process for an unchanged file."""
+    status = Path(path).stat()
+    return _cached_index(str(path), status.st_size, status.st_mtime_ns)
+
+
 class DecordReader(VideoReader):
+    """decord numbers frames by timestamp: exact where `FrameIndex` trusts the timestamps (`open_video` checks)."""
+
     def __init__(self, path: str, num_threads: int) -> None:
         import decord
 
@@ -62,60 +154,73 @@ class DecordReader(VideoReader):
 
 
 class PyAVReader(VideoReader):
-    """Frames counted in presentation order. In containers with reliable timestamps (mp4, mov, mkv, webm) it seeks
-    to the key frame before the first wanted frame and numbers frames by timestamp from the first frame's; in
-    others (AVI with B-frames has none) it decodes from the start and counts."""
+    """Frames of a full decode by count. With trusted timestamps it seeks to the last key frame before the first
+    wanted frame and identifies each decoded frame by its timestamp (checking that they come out in order);
+    otherwise, or when that check fails, it decodes from the start and counts."""
 
-    TIMESTAMPED = ("mov", "mp4", "matroska", "webm")
-
-    def __init__(self, path: str, num_threads: int) -> None:
+    def __init__(self, path: str, num_threads: int, index: FrameIndex | None = None) -> None:
         import av
 
         self.path = path
+        self.index = index or index_video(path)
+        self.fps = self.index.fps
         self._container = av.open(path)
-        if not self._container.streams.video:
-            raise ValueError("no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_count = num_threads
-        rate = self._stream.average_rate or self._stream.guessed_rate or Fraction(25)
-        self.fps = float(rate)
-        first = next(self._container.decode(self._stream), None)
-        if first is None:
-            raise ValueError("no decodable frame")
-        self._first_pts = first.pts
-        self._seekable = first.pts is not None and any(name in self._container.format.name for name in self.TIMESTAMPED)
-        frames = self._stream.frames
-        if not frames and self._stream.duration:
-            frames = round(float(self._stream.duration * self._stream.time_base) * self.fps)
-        self._frames = int(frames)
 
     def __len__(self) -> int:
-        return self._frames
+        return self.index.frames
 
-    def _frames_from(self, first_wanted: int):
-        """(index, frame) pairs from at or before ``first_wanted`` on."""
-        if self._seekable and first_wanted > 0:
-            target = self._first_pts + int(first_wanted / self.fps / self._stream.time_base)
-            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
-            for frame in self._container.decode(self._stream):
-                yield round(float((frame.pts - self._first_pts) * self._stream.time_base) * self.fps), frame
-        else:
-            self._container.seek(0, stream=self._stream)
-            yield from enumerate(self._container.decode(self._stream))
+    def _decoded(self, from_packet: int):
+        """Decoded frames, from the key frame at packet ``from_packet`` on (0: the start of the file)."""
+        self._container.seek(int(self.index.packet_pts[from_packet]) if from_packet else 0, stream=self._stream,
+                              backward=True, any_frame=False)  # fmt: skip
+        for packet in self._container.demux(self._stream):
+            yield from packet.decode()
+
+    def _by_timestamp(self, wanted: set[int]) -> dict[int, np.ndarray] | None:
+        index = self.index
+        display_pts = index.display_pts
+        frame_of_pts = {int(p): i for i, p in enumerate(display_pts)}
+        packet_of_frame = np.argsort(np.argsort(index.packet_pts, kind="stable"), kind="stable")  # packet -> frame
+        frame_packet = np.empty_like(packet_of_frame)
+        frame_packet[packet_of_frame] = np.arange(len(packet_of_frame))  # frame -> packet
+        first = min(wanted)
+        earliest_packet = frame_packet[sorted(wanted)].min()
+        keys = np.flatnonzero(index.keyframe[: earliest_packet + 1])
+        keys = [k for k in keys if packet_of_frame[k] <= first] or [0]
+        found: dict[int, np.ndarray] = {}
+        previous = -1
+        for frame in self._decoded(int(keys[-1])):
+            number = frame_of_pts.get(frame.pts)
+            if number is None or number <= previous or (previous < 0 and number > first):
+                return None  # not the order the timestamps promised, or the seek went too far: count instead
+            previous = number
+            if number in wanted:
+                found[number] = frame.to_ndarray(format="rgb24")
+                if len(found) == len(wanted):
+                    return found
+        return None
+
+    def _by_count(self, wanted: set[int]) -> dict[int, np.ndarray]:
+        found: dict[int, np.ndarray] = {}
+        for number, frame in enumerate(self._decoded(0)):
+            if number in wanted:
+                found[number] = frame.to_ndarray(format="rgb24")
+                if len(found) == len(wanted):
+                    break
+        return found
 
     def read(self, indices) -> np.ndarray:
-        wanted = [int(i) for i in indices]
-        last = max(wanted)
-        found: dict[int, np.ndarray] = {}
-        for index, frame in self._frames_from(min(wanted)):
-            if index > last:
-                break
-            if index in wanted:
-                found[index] = frame.to_ndarray(format="rgb24")
-        missing = sorted(set(wanted) - set(found))
+        order = [int(i) for i in indices]
+        wanted = set(order)
+        found = None if self.index.untrusted else self._by_timestamp(wanted)
+        if found is None:
+            found = self._by_count(wanted)
+        missing = sorted(wanted - set(found))
         if missing:
-            raise ValueError(f"frames {missing[:5]} not found (the video holds fewer frames than it claims)")
-        return np.stack([found[i] for i in wanted])
+            raise ValueError(f"frames {missing[:5]} not found: a full decode gives fewer frames")
+        return np.stack([found[i] for i in order])
 
     def __del__(self) -> None:
         container = getattr(self, "_container", None)
@@ -124,6 +229,8 @@ class PyAVReader(VideoReader):
 
 
 class TorchCodecReader(VideoReader):
+    """torchcodec numbers frames by timestamp: exact where `FrameIndex` trusts the timestamps."""
+
     def __init__(self, path: str, num_threads: int) -> None:
         from torchcodec.decoders import VideoDecoder
 
@@ -163,7 +270,12 @@ def open_video(path: str | Path, backend: Backend = "decord", num_threads: int =
     if Path(path).stat().st_size == 0:
         raise VideoDecodeError(f"{path}: empty file (0 bytes)")
     try:
-        reader = _READERS[backend](path, num_threads)
+        index = index_video(path)
+        reader = _READERS[backend](path, num_threads) if backend != "pyav" else PyAVReader(path, num_threads, index)
+        if backend != "pyav" and (index.untrusted or len(reader) != index.frames):
+            reason = index.untrusted or f"{backend} counts {len(reader)} frames, a full decode {index.frames}"
+            _warn_once(f"{path}: {reason}: {backend} would return wrong frames, so PyAV decodes this video")
+            reader = PyAVReader(path, num_threads, index)
     except ImportError as error:
         raise VideoDecodeError(f"{path}: decoder backend {backend!r} is not installed ({error})") from error
     except Exception as error:  # each library raises its own error types with C++ text
@@ -171,6 +283,11 @@ def open_video(path: str | Path, backend: Backend = "decord", num_threads: int =
     if len(reader) < 1:
         raise VideoDecodeError(f"{path}: the video has no frames")
     return reader
+
+
+@functools.lru_cache(maxsize=1024)
+def _warn_once(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
 
 
 def read_frames(reader: VideoReader, indices) -> np.ndarray:
