@@ -86,10 +86,16 @@ def remux_with_timestamps(source, destination, change) -> None:
                 out.mux(packet)
 
 
-def full_decode(path) -> np.ndarray:
+def full_decode(path, keep=None):
     """Every frame of a sequential decode from the start (PyAV, in the decoder's output order): frame i by
-    definition."""
+    definition. With ``keep`` (a set of indices): ``(frame count, {index: frame})`` for those only."""
     import av
 
     with av.open(str(path)) as container:
-        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+        if keep is None:
+            return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+        kept, count = {}, 0
+        for count, frame in enumerate(container.decode(video=0), start=1):
+            if count - 1 in keep:
+                kept[count - 1] = frame.to_ndarray(format="rgb24")
+        return count, kept

@@ -46,7 +46,7 @@ MESSY = {
         "mkv",
         lambda t: [(t[i - 1][0] if i % 10 == 5 else p, None) for i, (p, _) in enumerate(t)],
         "duplicated timestamps",
-    ),  # fmt: skip
+    ),
     "swapped.mkv": ("mkv", lambda t: swap(t, 21), "decoder's frame order differs"),
 }
 

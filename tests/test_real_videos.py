@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import full_decode
 from vmp_lightning.data import VideoListDataModule, available_backends, open_video, read_frames
 from vmp_lightning.data.check import check_video
 
@@ -70,3 +72,39 @@ def test_data_module_on_real_videos(tmp_path):
     assert len(test) == 3 * 2 * 3
     item = test[5]
     assert item["video"].shape == (3, 9, 112, 112) and item["view"] == 5 and item["video_id"] == "bigbuckbunny"
+
+
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+def opencv_sample(name: str) -> Path:
+    """A sample video of Debian's opencv-doc (installed by .ci/run): AVI files with MS-MPEG4 / XviD streams."""
+    path = OPENCV_DATA / name
+    assert path.is_file(), f"{path} missing: apt-get install opencv-doc (as .ci/run does)"
+    return path
+
+
+@pytest.mark.parametrize("name", ["vtest.avi", "Megamind.avi", "tree.avi"])
+def test_backends_return_the_frames_of_a_full_decode_of_real_avis(name):
+    path = opencv_sample(name)
+    total = len(open_video(path, "pyav"))
+    indices = sorted(np.random.default_rng(len(name)).choice(total, 10, replace=False).tolist())
+    count, expected = full_decode(path, keep={i + d for i in indices for d in range(-2, 3)})
+    assert count == total
+    for backend in available_backends():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader = open_video(path, backend)
+        assert len(reader) == count, backend
+        for frame, index in zip(read_frames(reader, indices).astype(int), indices, strict=True):
+            # the same frame, nearest to its own index, up to the rounding of decord's own FFmpeg build
+            assert np.abs(frame - expected[index]).max() <= 4, backend
+            near = [i for i in range(index - 2, index + 3) if i in expected]
+            assert min(near, key=lambda i: np.abs(expected[i] - frame).mean()) == index, backend
+
+
+def test_a_header_that_overstates_the_frame_count_is_reported_and_the_true_count_used():
+    path = opencv_sample("tree.avi")  # claims 444 frames, holds 68
+    check = check_video(str(path), 8, full=True)
+    assert (check.status, check.header_frames, check.frames) == ("header_overstates", 444, 68)
+    assert all(len(open_video(path, backend)) == 68 for backend in available_backends())

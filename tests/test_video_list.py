@@ -6,11 +6,9 @@ import re
 
 import pytest
 
-from helpers import ramp_video
-from vmp_lightning.data import (
-    DatasetLayoutError,
-    read_video_lists,
-)
+from helpers import SMALL, ramp_video
+from vmp_lightning.data import DatasetLayoutError, VideoListDataModule, VideoRecord, read_video_lists
+from vmp_lightning.data.annotations import Annotations
 
 
 def test_video_lists_csv_and_space_separated(tmp_path):
@@ -21,7 +19,7 @@ def test_video_lists_csv_and_space_separated(tmp_path):
     annotations = read_video_lists({"train": tmp_path / "train.csv", "val": tmp_path / "val.txt"}, tmp_path)
     assert annotations.class_names == ["jump", "run"]
     (record,) = annotations.splits["val"]
-    assert (record.label, record.start_frame, record.end_frame, record.video_id) == (1, 2, 9, "c_2")
+    assert (record.label, record.start_frame, record.end_frame, record.video_id) == (1, 2, 9, "c.mp4#2-9")
     (tmp_path / "ints.txt").write_text(f"{tmp_path / 'a.mp4'} 3\nmissing.mp4 0\n")
     annotations = read_video_lists({"train": tmp_path / "ints.txt"}, tmp_path)
     assert annotations.class_names == ["class_0", "class_1", "class_2", "class_3"]
@@ -35,3 +33,32 @@ def test_video_lists_csv_and_space_separated(tmp_path):
         read_video_lists({"train": tmp_path / "three.txt"}, tmp_path)
     with pytest.raises(DatasetLayoutError, match="train list"):
         read_video_lists({"train": tmp_path / "nope.txt"}, tmp_path)
+
+
+def test_videos_with_the_same_name_in_two_folders_stay_apart(tmp_path):
+    """``jump/0001.mp4`` and ``walk/0001.mp4`` are two videos: both are evaluated."""
+    for folder in ("jump", "walk", "run"):
+        ramp_video(tmp_path / folder / "0001.mp4", frames=12)
+    (tmp_path / "val.txt").write_text("jump/0001.mp4 0\nwalk/0001.mp4 1\nrun/0001.mp4 2\n")
+    annotations = read_video_lists({"val": tmp_path / "val.txt"}, tmp_path)
+    assert [r.video_id for r in annotations.splits["val"]] == ["jump/0001.mp4", "walk/0001.mp4", "run/0001.mp4"]
+    module = VideoListDataModule(
+        train_list=str(tmp_path / "val.txt"), val_list=str(tmp_path / "val.txt"), root=str(tmp_path), **SMALL
+    )
+    module.setup()
+    dataset = module.val_dataloader().dataset
+    ids = {dataset[i]["video_id"] for i in range(len(dataset))}
+    assert ids == {"jump/0001.mp4", "walk/0001.mp4", "run/0001.mp4"}
+
+
+def test_a_duplicated_video_id_is_an_error_naming_both_entries(tmp_path):
+    ramp_video(tmp_path / "a.mp4", frames=12)
+    (tmp_path / "val.txt").write_text("a.mp4 0\na.mp4 1\n")
+    with pytest.raises(
+        DatasetLayoutError,
+        match=r"val: two entries share the video_id 'a\.mp4': .*a\.mp4 \(label 0\) and .*a\.mp4 \(label 1\)",
+    ):
+        read_video_lists({"val": tmp_path / "val.txt"}, tmp_path)
+    records = [VideoRecord("x.mp4", 0, "same"), VideoRecord("y.mp4", 1, "same")]
+    with pytest.raises(DatasetLayoutError, match="two entries share the video_id 'same'"):
+        Annotations({"test": records}, ["a", "b"])

@@ -29,6 +29,20 @@ class Annotations:
 
     def __post_init__(self) -> None:
         self.missing = sorted(set(self.missing))  # a list may serve several splits
+        for split, records in self.splits.items():  # evaluation groups views by video_id: two videos must not share
+            first: dict[str, VideoRecord] = {}
+            for record in records:
+                other = first.setdefault(record.video_id, record)
+                if other is not record:
+                    raise DatasetLayoutError(
+                        f"{split}: two entries share the video_id {record.video_id!r}: {describe(other)} and "
+                        f"{describe(record)}"
+                    )
+
+
+def describe(record: VideoRecord) -> str:
+    interval = f" frames {record.start_frame}-{record.end_frame}" if record.end_frame is not None else ""
+    return f"{record.path}{interval} (label {record.label})"
 
 
 def require(paths: dict[str, Path], layout: str) -> None:

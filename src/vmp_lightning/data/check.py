@@ -7,67 +7,89 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vmp_lightning.data.datamodule import SPLITS, VideoDataModule
-from vmp_lightning.data.video import VideoDecodeError, open_video, read_frames
+from vmp_lightning.data.video import VideoDecodeError, index_video, open_video, read_frames
+
+#: Statuses that make a video unusable (the command exits with 1); ``header_overstates`` is only reported.
+PROBLEMS = ("missing", "empty", "unreadable", "too_short", "damaged")
+COLUMNS = ("split", "path", "status", "header_frames", "frames", "fps", "size", "first_error")
 
 
 @dataclass(frozen=True)
 class VideoCheck:
+    """One video's check. ``frames``: the frames sampling uses (with ``full``: counted in a decode of every frame);
+    ``header_frames``: what the container claims; ``size``: ``W x H``; ``first_error``: what went wrong first."""
+
     split: str
     path: str
-    status: str  # ok | missing | empty | unreadable | too_short | frame_count_mismatch
-    frames: int
-    message: str = ""
+    status: str  # ok | header_overstates | missing | empty | unreadable | too_short | damaged
+    header_frames: int = 0
+    frames: int = 0
+    fps: float = 0.0
+    size: str = ""
+    first_error: str = ""
+
+
+def decodable_frames(path: str) -> tuple[int, str]:
+    """Frames a decode of every packet gives, and the first error (``frame N: reason``; '' when none)."""
+    import av
+
+    count, first_error = 0, ""
+    with av.open(path) as container:
+        for packet in container.demux(video=0):
+            try:
+                count += len(packet.decode())
+            except av.error.FFmpegError as error:
+                first_error = first_error or f"frame {count}: {error}"
+    return count, first_error
 
 
 def check_video(
-    path: str, frames_per_clip: int, start: int = 0, end: int | None = None, backend: str = "decord"
+    path: str,
+    frames_per_clip: int,
+    start: int = 0,
+    end: int | None = None,
+    backend: str = "decord",
+    full: bool = False,
 ) -> VideoCheck:
-    """Open ``path``, check the interval holds ``frames_per_clip`` frames, and decode its first and last frame."""
+    """Check that ``path`` opens, that its interval holds ``frames_per_clip`` frames, and that its first and last
+    frame decode; with ``full``, decode every frame and count them. A readable file is never reported as bad: a
+    header that claims more frames than there are is reported as ``header_overstates`` (sampling uses the true
+    count)."""
     if not Path(path).is_file():
-        return VideoCheck("", path, "missing", 0, "no such file")
+        return VideoCheck("", path, "missing", first_error="no such file")
     if Path(path).stat().st_size == 0:
-        return VideoCheck("", path, "empty", 0, "0 bytes")
+        return VideoCheck("", path, "empty", first_error="0 bytes")
     try:
         reader = open_video(path, backend)
+        header = index_video(path).header_frames
     except VideoDecodeError as error:
-        return VideoCheck("", path, "unreadable", 0, str(error))
-    frames = len(reader)
-    claimed = header_frame_count(path)
-    if claimed and claimed != frames:
-        return VideoCheck("", path, "frame_count_mismatch", frames, f"the header claims {claimed} frames")
-    last = frames - 1 if end is None else min(end, frames - 1)
+        return VideoCheck("", path, "unreadable", first_error=str(error))
+    check = VideoCheck("", path, "ok", header, len(reader), round(reader.fps, 3))
+    if full:
+        counted, error = decodable_frames(path)
+        check = replace(check, frames=counted, first_error=error, status="damaged" if error else "ok")
+    last = check.frames - 1 if end is None else min(end, check.frames - 1)
+    try:
+        first_frame = read_frames(reader, [start])[0]
+        check = replace(check, size=f"{first_frame.shape[1]}x{first_frame.shape[0]}")
+        if last > start:
+            read_frames(reader, [last])
+    except VideoDecodeError as error:
+        return replace(check, status="damaged", first_error=check.first_error or str(error))
     if last - start + 1 < frames_per_clip:
-        return VideoCheck(
-            "", path, "too_short", frames, f"{max(last - start + 1, 0)} frames, a clip needs {frames_per_clip}"
-        )
-    try:
-        read_frames(reader, [start])
-    except VideoDecodeError as error:
-        return VideoCheck("", path, "unreadable", frames, str(error))
-    try:
-        read_frames(reader, [last])
-    except VideoDecodeError as error:
-        return VideoCheck("", path, "frame_count_mismatch", frames, f"the header claims {frames} frames: {error}")
-    return VideoCheck("", path, "ok", frames)
+        reason = f"{max(last - start + 1, 0)} frames, a clip needs {frames_per_clip}"
+        return replace(check, status="too_short", first_error=check.first_error or reason)
+    if check.status == "ok" and header > check.frames:
+        return replace(check, status="header_overstates", first_error=f"the header claims {header} frames")
+    return check
 
 
-def header_frame_count(path: str) -> int:
-    """The frame count the container header states (0 when it states none or cannot be read)."""
-    import av
-
-    try:
-        with av.open(path) as container:
-            return int(container.streams.video[0].frames) if container.streams.video else 0
-    except Exception:  # a file PyAV cannot open has no usable header; the decoder check reports it
-        return 0
-
-
-def check_datamodule(datamodule: VideoDataModule) -> list[VideoCheck]:
+def check_datamodule(datamodule: VideoDataModule, full: bool = False) -> list[VideoCheck]:
     """Every record of every split, including the ones the annotation lists but the disk lacks."""
     datamodule.setup()
     results = []
     missing = getattr(getattr(datamodule, "annotations", None), "missing", [])
-    results += [VideoCheck("any", path, "missing", 0, "listed in the annotation, not on disk") for path in missing]
+    results += [VideoCheck("any", p, "missing", first_error="listed in the annotation, not on disk") for p in missing]
     seen = set()
     for split in SPLITS:
         for record in datamodule.records.get(split, []):
@@ -76,7 +98,7 @@ def check_datamodule(datamodule: VideoDataModule) -> list[VideoCheck]:
                 continue
             seen.add(key)
             check = check_video(
-                record.path, datamodule.frames_per_clip, record.start_frame, record.end_frame, datamodule.backend
+                record.path, datamodule.frames_per_clip, record.start_frame, record.end_frame, datamodule.backend, full
             )
             results.append(replace(check, split=split))
     return results
@@ -88,13 +110,15 @@ def write_report(results: list[VideoCheck], csv_path: str | Path) -> str:
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["split", "path", "status", "frames", "message"])
-        writer.writerows([r.split, r.path, r.status, r.frames, r.message] for r in results)
+        writer.writerow(COLUMNS)
+        writer.writerows([getattr(r, column) for column in COLUMNS] for r in results)
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
-    problems = [r for r in results if r.status != "ok"]
-    lines = [f"{'status':<22} {'split':<6} {'frames':>7}  path / reason"]
-    lines += [f"{r.status:<22} {r.split:<6} {r.frames:>7}  {r.path}  {r.message}" for r in problems]
+    shown = [r for r in results if r.status != "ok"]
+    lines = [f"{'status':<18} {'split':<6} {'header':>7} {'frames':>7}  path / first error"]
+    lines += [
+        f"{r.status:<18} {r.split:<6} {r.header_frames:>7} {r.frames:>7}  {r.path}  {r.first_error}" for r in shown
+    ]
     lines.append(", ".join(f"{status}: {n}" for status, n in sorted(counts.items())) + f"  (all rows in {csv_path})")
     return "\n".join(lines)

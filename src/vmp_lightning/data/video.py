@@ -112,14 +112,18 @@ def _cached_index(path: str, size: int, mtime_ns: int) -> FrameIndex:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         pts, keyframe, output_pts = [], [], []
+        checking = True  # decode the start: does the decoder's output follow the timestamps?
         for packet in container.demux(stream):
             if packet.size:
                 pts.append(packet.pts)
                 keyframe.append(packet.is_keyframe)
-            if len(pts) <= ORDER_CHECK_PACKETS:  # decode the start: does the output follow the timestamps?
-                output_pts += [frame.pts for frame in packet.decode()]
+            if checking and len(pts) <= ORDER_CHECK_PACKETS:
+                try:
+                    output_pts += [frame.pts for frame in packet.decode()]
+                except av.error.FFmpegError:  # damage is for the reads (and check-videos --full) to report
+                    checking = False
         reorders = bool(stream.codec_context.has_b_frames)
-        untrusted = _distrust(pts, keyframe, reorders, output_pts[:ORDER_CHECK_PACKETS - MAX_REORDER])
+        untrusted = _distrust(pts, keyframe, reorders, output_pts[: ORDER_CHECK_PACKETS - MAX_REORDER])
         return FrameIndex(
             frames=len(pts),
             header_frames=int(stream.frames),

@@ -13,8 +13,8 @@ LIST_LAYOUT = """  one line per video: "<path> <label> [<start frame> <end frame
   paths relative to `root` unless absolute"""
 
 
-def read_video_list(path: Path, root: Path) -> list[tuple[str, str, int, int | None]]:
-    """Rows (path, label text, start, end) of a list file."""
+def read_video_list(path: Path, root: Path) -> list[tuple[str, str, str, int, int | None]]:
+    """Rows (path, path as listed, label text, start, end) of a list file."""
     rows = []
     text = path.read_text().splitlines()
     for number, line in enumerate(text, 1):
@@ -27,7 +27,7 @@ def read_video_list(path: Path, root: Path) -> list[tuple[str, str, int, int | N
             raise DatasetLayoutError(f"{path} line {number}: expected 2 or 4 fields, got {line!r}\n{LIST_LAYOUT}")
         video = parts[0] if Path(parts[0]).is_absolute() else str(root / parts[0])
         start, end = (int(parts[2]), int(parts[3])) if len(parts) == 4 else (0, None)
-        rows.append((video, parts[1], start, end))
+        rows.append((video, parts[0], parts[1], start, end))
     return rows
 
 
@@ -40,7 +40,7 @@ def read_video_lists(
     require({f"{split} list": Path(p) for split, p in lists.items()}, LIST_LAYOUT)
     names = [n.strip() for n in Path(classes).read_text().splitlines() if n.strip()] if classes else None
     rows = {split: read_video_list(Path(p), root) for split, p in lists.items()}
-    labels = {label for split_rows in rows.values() for _, label, _, _ in split_rows}
+    labels = {label for split_rows in rows.values() for _, _, label, _, _ in split_rows}
     if names is None:
         if all(label.isdigit() for label in labels):
             names = [f"class_{k}" for k in range(max(int(label) for label in labels) + 1)] if labels else []
@@ -51,14 +51,14 @@ def read_video_lists(
     splits = {}
     for split, split_rows in rows.items():
         records = []
-        for video, label, start, end in split_rows:
+        for video, listed, label, start, end in split_rows:
             if label in index:
                 k = index[label]
             elif label.isdigit() and int(label) < len(names):
                 k = int(label)
             else:
                 raise DatasetLayoutError(f"{lists[split]}: unknown label {label!r} for {video} (classes: {len(names)})")
-            video_id = f"{Path(video).stem}_{start}" if end is not None else Path(video).stem
+            video_id = f"{listed}#{start}-{end}" if end is not None else listed  # the path as listed: unique
             records.append(VideoRecord(video, k, video_id, start, end))
         splits[split] = keep_existing(records, missing)
     return Annotations(splits, names, missing)
