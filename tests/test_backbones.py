@@ -446,9 +446,10 @@ def test_slowfast_fast_only_vmp_under_ddp(synthetic_root, tmp_path):
     ]
     result = run_cli(args)
     assert result.returncode == 0, result.stderr[-3000:]
-    config = (tmp_path / "version_0" / "config.yaml").read_text()
+    (config_file,) = tmp_path.glob("**/config.yaml")
+    config = config_file.read_text()
     assert "vmp_lightning.backbones.SlowFast" in config and "- fast" in config
-    assert "train/V" in (tmp_path / "version_0" / "metrics.csv").read_text().splitlines()[0]
+    assert "train/V" in (config_file.parent / "metrics.csv").read_text().splitlines()[0]
 
 
 def test_the_load_report_is_logged(synthetic_root, tmp_path):
@@ -470,6 +471,7 @@ def test_the_load_report_is_logged(synthetic_root, tmp_path):
     assert cli.model.checkpoint_report.fraction == 1.0
     import yaml
 
-    hparams = yaml.safe_load((tmp_path / "version_0" / "hparams.yaml").read_text())
+    (hparams_file,) = tmp_path.glob("**/hparams.yaml")
+    hparams = yaml.safe_load(hparams_file.read_text())
     entries = len(TinyVideoCNN(4, width=32).state_dict())
     assert hparams["init_checkpoint/loaded"] == entries and hparams["init_checkpoint/fraction"] == 1.0

@@ -73,7 +73,9 @@ def test_fit_fp32_with_lambda_v_and_pn_from_yaml(synthetic_root, tmp_path):
 def test_resume_from_checkpoint_continues_the_run(synthetic_root, tmp_path):
     first = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1", "--model.vmp=true"))
     steps_per_epoch = first.trainer.global_step
-    last = tmp_path / "checkpoints" / "last.ckpt"
+    run = Path(first.trainer.default_root_dir)
+    assert run.parent == tmp_path / "runs"
+    last = run / "checkpoints" / "last.ckpt"
     assert last.is_file() and steps_per_epoch > 0
     saved = torch.load(last, weights_only=True)
     assert saved["epoch"] == 0 and saved["global_step"] == steps_per_epoch
@@ -81,7 +83,8 @@ def test_resume_from_checkpoint_continues_the_run(synthetic_root, tmp_path):
         fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=2", "--model.vmp=true", f"--ckpt_path={last}")
     )
     assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 2 * steps_per_epoch
-    config_saved = tmp_path / "config.yaml"
+    assert Path(resumed.trainer.default_root_dir) == run and list((tmp_path / "runs").iterdir()) == [run]
+    config_saved = run / "config.yaml"
     assert config_saved.is_file() and "vmp: true" in config_saved.read_text()
 
 
@@ -101,13 +104,14 @@ def test_ddp_two_cpu_processes(synthetic_root, tmp_path):
     ]
     result = run_cli(args)
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = list(csv.DictReader((tmp_path / "version_0" / "metrics.csv").open()))
+    (metrics_file,) = tmp_path.glob("**/metrics.csv")  # one run folder, shared by both ranks
+    metrics = list(csv.DictReader(metrics_file.open()))
     val_rows = [row for row in metrics if row.get("val/acc1")]
     assert len(val_rows) == 2  # one synced value per validation epoch, not one per rank
     steps = [int(row["step"]) for row in metrics if row.get("prompt/a")]
     # 24 training videos, batch 4, 2 ranks -> 3 steps per epoch on each rank
     assert max(int(row["step"]) for row in metrics) >= 5 and len(steps) == len(set(steps))
-    assert (tmp_path / "version_0" / "config.yaml").is_file()
+    assert (metrics_file.parent / "config.yaml").is_file()
 
 
 def test_wandb_goes_offline_without_an_account(synthetic_root, tmp_path, monkeypatch):
@@ -143,7 +147,7 @@ def test_project_command_dispatch(monkeypatch):
 
 def test_test_and_predict_rebuild_the_vmp_model_from_the_checkpoint(synthetic_root, tmp_path):
     fit = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1", "--model.vmp=true"))
-    last = tmp_path / "checkpoints" / "last.ckpt"
+    last = Path(fit.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
     trained_m = fit.model.model.prompt.pn.m.item()
     common = [*tiny_data_args(synthetic_root), "--trainer.logger=false", *QUIET, f"--ckpt_path={last}"]
     common.append(f"--trainer.default_root_dir={tmp_path / 'eval'}")
@@ -192,7 +196,7 @@ def test_a_checkpoint_of_version_0_1_tests_and_resumes(synthetic_root, tmp_path)
     assert 0.0 <= tested.trainer.callback_metrics["test/acc1"] <= 1.0
     resumed = build_cli(["fit", *common, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp_path / 'fit'}"])
     assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 2 * saved["global_step"]
-    assert (tmp_path / "fit" / "checkpoints" / "last.ckpt").is_file()
+    assert (Path(resumed.trainer.default_root_dir) / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_learning_rates_are_logged_per_param_group(synthetic_root, tmp_path):
@@ -200,7 +204,8 @@ def test_learning_rates_are_logged_per_param_group(synthetic_root, tmp_path):
     args = fit_args(synthetic_root, tmp_path, "--model.vmp=true", *steps)
     args += ["--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.init_args.save_dir={tmp_path}"]
     build_cli(args)
-    rows = list(csv.DictReader((tmp_path / "lightning_logs" / "version_0" / "metrics.csv").open()))
+    (metrics_file,) = (tmp_path / "lightning_logs").glob("*/metrics.csv")
+    rows = list(csv.DictReader(metrics_file.open()))
     backbone = [float(row["lr/backbone"]) for row in rows if row.get("lr/backbone")]
     prompt = [float(row["lr/prompt"]) for row in rows if row.get("lr/prompt")]
     assert backbone == prompt == [0.003, 0.003]  # AdamW lr 3e-3, prompt_lr_scale 1, one value per step
@@ -218,13 +223,13 @@ def test_a_run_started_from_pretrained_weights_moves_without_them(synthetic_root
     )
     assert fit.model.checkpoint_report.fraction == 1.0
     pretrained.unlink()  # the evaluating machine has only the run's checkpoint
-    last = tmp_path / "checkpoints" / "last.ckpt"
+    last = Path(fit.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
     common = [*tiny_data_args(synthetic_root), "--trainer.logger=false", *QUIET, f"--ckpt_path={last}"]
     tested = build_cli(["test", *common, f"--trainer.default_root_dir={tmp_path / 'test'}"])
     assert tested.model.hparams.init_checkpoint == str(pretrained) and tested.model.checkpoint_report is None
     weight = "model.backbone.classifier.weight"
     torch.testing.assert_close(tested.model.state_dict()[weight], fit.model.state_dict()[weight])
-    resumed = build_cli(["fit", *common, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp_path / 'fit'}"])
-    assert resumed.trainer.current_epoch == 2
     loaded = VideoClassifier.load_from_checkpoint(last)
     torch.testing.assert_close(loaded.state_dict()[weight], fit.model.state_dict()[weight])
+    resumed = build_cli(["fit", *common, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp_path / 'fit'}"])
+    assert resumed.trainer.current_epoch == 2 and Path(resumed.trainer.default_root_dir) == last.parent.parent

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -125,7 +126,7 @@ def test_ddp_evaluation_equals_single_process(tmp_path):
         *QUIET,
     ]
     fit = build_cli(["fit", *data, "--trainer.max_epochs=1", f"--trainer.default_root_dir={tmp_path / 'fit'}"])
-    checkpoint = tmp_path / "fit" / "checkpoints" / "last.ckpt"
+    checkpoint = Path(fit.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
     assert checkpoint.is_file() and fit.trainer.global_step > 0
     results = {}
     for name, extra in (

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class BadVideoReporter(L.Callback):
@@ -33,3 +36,30 @@ class BadVideoReporter(L.Callback):
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._report(pl_module, batch, "test")
+
+
+class LatestCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` in the run's checkpoint folder: the latest state, rewritten at every epoch end whatever the
+    monitored metric does (Lightning's ``save_last`` only follows a save of the monitored checkpoint), and, on
+    SIGTERM (preemption) or Ctrl-C, the state of the current step, with the command that resumes it."""
+
+    def __init__(self) -> None:
+        super().__init__(filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)) or self._should_skip_saving_checkpoint(
+            trainer
+        ):
+            return
+        if any(not torch.isfinite(p).all() for p in pl_module.parameters()):
+            rank_zero_warn("interrupted with non-finite weights: no checkpoint written")
+            return
+        path = Path(self.dirpath) / "last.ckpt"
+        trainer.save_checkpoint(path)
+        what = "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl-C"
+        run = path.parent.parent
+        config = f" --config {run / 'config.yaml'}" if (run / "config.yaml").is_file() else ""
+        rank_zero_warn(
+            f"{what}: stopped at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}\n"
+            f"resume with: vmp-lightning fit{config} --ckpt_path {path}"
+        )

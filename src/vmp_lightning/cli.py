@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import time
 from importlib.resources import files
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
+from vmp_lightning.callbacks import LatestCheckpoint
 from vmp_lightning.data.datamodule import VideoDataModule
 from vmp_lightning.loggers import run_directory
 from vmp_lightning.module import VideoClassifier, restoring_from_checkpoint
@@ -41,6 +46,56 @@ class RunConfigSaver(SaveConfigCallback):
         rank_zero_info(f"Config saved to {path}")
 
 
+RUN_ID_VARIABLE = "VMP_LIGHTNING_RUN_ID"  # how the processes that DDP starts learn their parent's run
+
+
+def run_id_of_checkpoint(ckpt_path: str | None) -> str | None:
+    """The run a checkpoint of ours belongs to (``<run>/checkpoints/<file>.ckpt`` beside ``<run>/config.yaml``)."""
+    if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
+        return None
+    run = Path(ckpt_path).parent.parent
+    return run.name if Path(ckpt_path).parent.name == "checkpoints" and (run / "config.yaml").is_file() else None
+
+
+def new_run_id() -> str:
+    """Whose run this process is: a DDP child's parent's, a SLURM job's (kept when the job is requeued), a torchrun
+    job's, or a new one (time and a random suffix)."""
+    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(RUN_ID_VARIABLE):
+        return os.environ[RUN_ID_VARIABLE]
+    if os.environ.get("SLURM_JOB_ID"):
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm-{os.environ.get('SLURM_ARRAY_JOB_ID', os.environ['SLURM_JOB_ID'])}" + (
+            f"_{task}" if task else ""
+        )
+    if os.environ.get("TORCHELASTIC_RUN_ID", "none") != "none":
+        return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def place_run(config) -> Path | None:
+    """Give a ``fit`` its own folder (checkpoints, config, the W&B run id) whatever the logger: a new run gets a
+    new one, ``--ckpt_path <run>/checkpoints/last.ckpt`` continues that run's folder and W&B run."""
+    trainer = config.trainer
+    resumed = run_id_of_checkpoint(config.get("ckpt_path"))
+    run_id = resumed or new_run_id()
+    os.environ[RUN_ID_VARIABLE] = run_id
+    logger = trainer.get("logger")
+    init_args = logger.get("init_args") if hasattr(logger, "get") else None
+    if logger in (None, False):
+        run = Path(trainer.get("default_root_dir") or ".") / "runs" / run_id
+    elif init_args is not None and "WandbLogger" in str(logger.get("class_path")):
+        init_args.id, init_args.resume = run_id, "allow"
+        run = Path(init_args.get("save_dir") or ".") / str(init_args.get("project") or "lightning_logs") / run_id
+    else:  # another logger: it names its own folder
+        if init_args is not None and "version" in init_args and init_args.version is None:
+            init_args.version = run_id
+        return None
+    if resumed:
+        run = Path(config.ckpt_path).parent.parent
+    trainer.default_root_dir = str(run)
+    return run
+
+
 class VMPLightningCLI(LightningCLI):
     """One switch for VMPs: ``model.vmp`` also makes the data module sample one frame more. The data module owns
     the number of classes and the normalisation; the model is told both (linked arguments)."""
@@ -54,6 +109,20 @@ class VMPLightningCLI(LightningCLI):
             apply_on="instantiate",
             compute_fn=Normalization.as_dict,
         )
+
+    def instantiate_trainer(self, **kwargs) -> L.Trainer:
+        """The configured trainer, plus `LatestCheckpoint` when it checkpoints (``last.ckpt`` = the latest state;
+        a callback of the module could not add it: Lightning would let it replace the configured ModelCheckpoint)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if trainer.checkpoint_callback is not None and not any(
+            isinstance(c, LatestCheckpoint) for c in trainer.callbacks
+        ):
+            trainer.callbacks.append(LatestCheckpoint())
+        return trainer
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand == "fit":
+            place_run(self.config["fit"])
 
     def instantiate_classes(self) -> None:
         """With ``--ckpt_path`` the model's weights come from that checkpoint, not from ``init_checkpoint``."""

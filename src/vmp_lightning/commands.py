@@ -4,8 +4,11 @@ LightningCLI's (`fit`, `validate`, `test`, `predict`). The command table lives h
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable
+
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vmp_lightning import demo
 from vmp_lightning.cli import build_cli
@@ -65,6 +68,8 @@ def main(args: list[str] | None = None) -> None:
             PROJECT_COMMANDS[argv[0]](argv[1:])
             return
         build_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
+    except SIGTERMException:  # preempted: the checkpoint is saved (LatestCheckpoint said where); not a success
+        sys.exit(128 + signal.SIGTERM)
     except (DatasetLayoutError, VideoDecodeError) as error:
         # Bad data is the user's to fix: say what is wrong, without a traceback through library internals.
         sys.stderr.write(f"vmp-lightning: error: {error}\n")

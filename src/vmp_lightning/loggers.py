@@ -25,7 +25,8 @@ def wandb_credentials_available() -> bool:
 class AutoWandbLogger(WandbLogger):
     """`WandbLogger` that goes offline by itself when no W&B account is configured (``offline=None``).
 
-    ``WANDB_MODE`` (``online`` / ``offline`` / ``disabled``) still wins, as W&B users expect.
+    ``WANDB_MODE`` (``online`` / ``offline`` / ``disabled``) still wins, as W&B users expect. ``id`` and
+    ``resume`` go to ``wandb.init``: the CLI sets them so that a resumed fit continues its W&B run.
     """
 
     def __init__(
@@ -38,6 +39,8 @@ class AutoWandbLogger(WandbLogger):
         tags: list[str] | None = None,
         offline: bool | None = None,
         log_model: bool | str = False,
+        id: str | None = None,
+        resume: str | None = None,
     ) -> None:
         mode = os.environ.get("WANDB_MODE")
         if offline is None:
@@ -52,6 +55,8 @@ class AutoWandbLogger(WandbLogger):
             tags=tags,
             offline=offline,
             log_model=log_model,
+            id=id,
+            **({"resume": resume} if resume else {}),
         )
         self.offline = offline
         self._sync_hint_shown = False

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import LearningRateMonitor
@@ -134,6 +137,16 @@ class VideoClassifier(L.LightningModule):
         if self.trainer.loggers:  # the monitor refuses a run without a logger
             callbacks.append(LearningRateMonitor(logging_interval="step"))
         return callbacks
+
+    def on_train_epoch_start(self) -> None:
+        """With a seed, each epoch's randomness (shuffling, augmentation, dropout) starts from ``seed + epoch``, so
+        a run resumed from an epoch's checkpoint continues exactly as the uninterrupted run did."""
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        if seed is not None:
+            value = int(seed) + self.current_epoch
+            random.seed(value)
+            np.random.seed(value % 2**32)
+            torch.manual_seed(value)
 
     def configure_optimizers(self):
         """Param groups ``backbone``, ``bn`` (with ``bn_weight_decay``) and ``prompt``, each only when it has

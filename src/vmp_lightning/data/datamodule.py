@@ -127,7 +127,8 @@ class VideoDataModule(L.LightningDataModule):
             shuffle=train,
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            # training workers start anew each epoch, seeded from the epoch's seed: exact resume (module.py)
+            persistent_workers=self.num_workers > 0 and not train,
         )
 
     def train_dataloader(self) -> DataLoader:
