@@ -4,10 +4,12 @@ pyproject's ``pythonpath`` puts this folder on the path."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 
 #: Small enough to generate in about a second, big enough for 4 classes and 3 splits.
@@ -99,3 +101,15 @@ def full_decode(path, keep=None):
             if count - 1 in keep:
                 kept[count - 1] = frame.to_ndarray(format="rgb24")
         return count, kept
+
+
+class SignalAt(L.Callback):
+    """Sends ``signal`` to its own process before training batch ``batch`` of epoch ``epoch`` (give it by class
+    path): a preemption (SIGTERM), a Ctrl-C (SIGINT) or a crash (SIGKILL) in the middle of an epoch."""
+
+    def __init__(self, epoch: int, batch: int, signal: str = "SIGKILL") -> None:
+        self.epoch, self.batch, self.signal = epoch, batch, signal
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            os.kill(os.getpid(), getattr(signal, self.signal))

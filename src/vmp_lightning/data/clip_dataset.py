@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from vmp_lightning.data.sampling import eval_clip_indices, sample_clip_indices
 from vmp_lightning.data.video import Backend, VideoDecodeError, VideoRecord, open_video, read_frames
 
 OnBadVideo = Literal["raise", "skip"]
+
+
+class EpochShuffle(Sampler[int]):
+    """The training order: a permutation drawn from ``(seed, epoch)`` alone, handed out as *tokens*
+    ``epoch * n + index`` so that each item's randomness (`ClipDataset`) is a function of the seed, the epoch and
+    the record, never of how many random numbers were drawn before: a run resumed from any epoch sees exactly the
+    clips the uninterrupted run saw, with any number of workers. The epoch advances with each pass (so it also
+    works under Lightning's DDP wrapper, which does not forward ``set_epoch``); ``set_epoch`` sets it."""
+
+    def __init__(self, size: int, seed: int, epoch: int = 0) -> None:
+        self.size, self.seed, self.epoch = size, seed, epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(mix(self.seed, epoch)))
+        return iter((order + epoch * self.size).tolist())
+
+
+def mix(seed: int, value: int) -> int:
+    """One seed from two numbers (different pairs give unrelated seeds)."""
+    return int(np.random.SeedSequence([seed, value]).generate_state(1, np.uint64)[0] >> 1)
 
 
 class ClipDataset(Dataset):
@@ -23,7 +50,9 @@ class ClipDataset(Dataset):
     is one temporal clip cut to one spatial crop, numbered ``clip * num_crops + crop`` within its video;
     ``index`` is the record's position; ``bad_video`` is ``""`` or ``"<path>: <reason>"`` when the record could
     not be read and, with ``on_bad_video="skip"``, the next readable record of the split stood in for it.
-    ``frames_per_clip`` frames are decoded per clip (T, or T+1 when a motion prompt consumes one).
+    ``frames_per_clip`` frames are decoded per clip (T, or T+1 when a motion prompt consumes one). In training
+    an item number may be a token of `EpochShuffle` (``epoch * len + index``); with a ``seed`` its random clip and
+    augmentation are drawn from ``(seed, token)``, else from torch's random state.
     """
 
     def __init__(
@@ -38,6 +67,7 @@ class ClipDataset(Dataset):
         target_fps: float | None = None,
         backend: Backend = "decord",
         on_bad_video: OnBadVideo = "raise",
+        seed: int | None = None,
     ) -> None:
         if on_bad_video not in ("raise", "skip"):
             raise ValueError(f"on_bad_video must be 'raise' or 'skip', got {on_bad_video!r}")
@@ -47,11 +77,19 @@ class ClipDataset(Dataset):
         self.views_per_record = 1 if train else num_clips * num_crops
         self.num_clips, self.num_crops = num_clips, num_crops
         self.backend, self.on_bad_video = backend, on_bad_video
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.records) * self.views_per_record
 
     def __getitem__(self, item: int) -> dict:
+        if self.train and self.seed is not None:
+            with torch.random.fork_rng(devices=[]):  # the item's own random numbers; the caller's stream untouched
+                torch.manual_seed(mix(self.seed, item))
+                return self._item(item % len(self))
+        return self._item(item % len(self))
+
+    def _item(self, item: int) -> dict:
         index, view = divmod(item, self.views_per_record)
         bad = ""
         for attempt in range(len(self.records)):
@@ -79,7 +117,7 @@ class ClipDataset(Dataset):
             )
         timing = {"start_frame": record.start_frame, "fps": reader.fps, "target_fps": self.target_fps}
         if self.train:
-            # Drawn from torch's RNG, which Lightning seeds per worker, so runs with a seed are reproducible.
+            # drawn from torch's random state: the item's own with a seed (see __getitem__)
             rng = np.random.default_rng(int(torch.randint(2**62, ())))
             indices = sample_clip_indices(length, self.frames_per_clip, self.stride, rng, **timing)
             clip = self.transform(torch.from_numpy(read_frames(reader, indices)))

@@ -3,18 +3,26 @@ the model is told about; `AnnotatedDataModule` adds records read from a dataset'
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from vmp_lightning.data.annotations import Annotations, DatasetLayoutError
-from vmp_lightning.data.clip_dataset import ClipDataset, OnBadVideo
+from vmp_lightning.data.clip_dataset import ClipDataset, EpochShuffle, OnBadVideo
 from vmp_lightning.data.transforms import eval_transform, train_transform
 from vmp_lightning.data.video import Backend, VideoRecord
 from vmp_lightning.normalization import KINETICS_MEAN, KINETICS_STD, Normalization
 
 SPLITS = ("train", "val", "test")
+
+
+def run_seed() -> int | None:
+    """The run's seed (``seed_everything``), None when the run is not seeded."""
+    seed = os.environ.get("PL_GLOBAL_SEED")
+    return int(seed) if seed is not None else None
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -116,19 +124,23 @@ class VideoDataModule(L.LightningDataModule):
             target_fps=self.target_fps,
             backend=self.backend,
             on_bad_video=self.on_bad_video,
+            seed=run_seed() if train else None,
         )
 
     def _loader(self, split: str) -> DataLoader:
         dataset = self.dataset(split)
         train = split == "train"
+        order = {"shuffle": train}
+        if train and dataset.seed is not None:  # the order and each clip from (seed, epoch): exact resume
+            epoch = self.trainer.current_epoch if self.trainer is not None else 0
+            order = {"sampler": EpochShuffle(len(dataset), dataset.seed, epoch), "generator": torch.Generator()}
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
-            # training workers start anew each epoch, seeded from the epoch's seed: exact resume (module.py)
-            persistent_workers=self.num_workers > 0 and not train,
+            persistent_workers=self.num_workers > 0,
+            **order,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -1,0 +1,107 @@
+"""Runs that lose nothing: last.ckpt is the latest state, a killed or preempted run resumes to the same result,
+a resumed run continues its folder and W&B run, concurrent runs keep apart, fast_dev_run writes no checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import QUIET, REPO, fit_args, run_cli, tiny_data_args
+from vmp_lightning.cli import build_cli
+
+TESTS = {"PYTHONPATH": str(REPO / "tests")}
+FROZEN = ["--model.optimizer.init_args.lr=0.0", "--model.lr_scheduler=null"]  # val/acc1 never improves
+
+
+def runs_in(folder: Path) -> list[Path]:
+    return sorted((folder / "runs").iterdir())
+
+
+def test_last_checkpoint_is_the_latest_epoch_whatever_the_metric(synthetic_root, tmp_path):
+    cli = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=3", *FROZEN))
+    checkpoints = Path(cli.trainer.default_root_dir) / "checkpoints"
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 2
+    (best,) = [p for p in checkpoints.glob("epoch*.ckpt")]
+    assert torch.load(best, weights_only=True)["epoch"] == 0  # the monitored checkpoint stayed at the first epoch
+
+
+def final_state(run: Path) -> dict:
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    return {"epoch": saved["epoch"], "step": saved["global_step"], "weights": saved["state_dict"]}
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_root, tmp_path):
+    common = [*fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=3", "--model.vmp=true"), "--seed_everything=7"]
+    uninterrupted = run_cli([*common, f"--trainer.default_root_dir={tmp_path / 'whole'}"], env=TESTS)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
+    killer = ["--trainer.callbacks+=helpers.SignalAt", "--trainer.callbacks.epoch=2", "--trainer.callbacks.batch=2"]
+    killed = run_cli([*common, f"--trainer.default_root_dir={tmp_path / 'killed'}", *killer], env=TESTS)
+    assert killed.returncode == -9  # SIGKILL: nothing could be saved at that moment
+    (run,) = runs_in(tmp_path / "killed")
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1  # the last epoch end
+    resumed = run_cli([*common, f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], env=TESTS)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert runs_in(tmp_path / "killed") == [run]  # the same run folder
+    (whole,) = runs_in(tmp_path / "whole")
+    expected, got = final_state(whole), final_state(run)
+    assert (got["epoch"], got["step"]) == (expected["epoch"], expected["step"])
+    for name, value in expected["weights"].items():
+        torch.testing.assert_close(got["weights"][name], value, rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signal", "exit_code"), [("SIGTERM", 143), ("SIGINT", 1)])
+def test_preemption_and_ctrl_c_save_a_resumable_checkpoint(synthetic_root, tmp_path, signal, exit_code):
+    stopper = ["--trainer.callbacks+=helpers.SignalAt", "--trainer.callbacks.epoch=1", "--trainer.callbacks.batch=2"]
+    stopper.append(f"--trainer.callbacks.signal={signal}")
+    stopped = run_cli([*fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=2"), *stopper], env=TESTS)
+    assert stopped.returncode == exit_code, stopped.stderr[-2000:]
+    (run,) = runs_in(tmp_path)
+    last = run / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert saved["epoch"] == 1 and saved["global_step"] > 0
+    assert f"resume with: vmp-lightning fit --config {run / 'config.yaml'} --ckpt_path {last}" in stopped.stderr
+    resumed = run_cli([*fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=2"), f"--ckpt_path={last}"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert torch.load(last, weights_only=True)["epoch"] == 1 and runs_in(tmp_path) == [run]
+
+
+def test_a_resumed_run_continues_its_folder_and_wandb_run(synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    save_dir = f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"
+    args = ["fit", *tiny_data_args(synthetic_root), save_dir, "--trainer.limit_val_batches=1", *QUIET]
+    first = build_cli([*args, "--trainer.max_epochs=1"])
+    run_id = first.trainer.logger.version
+    run = Path(first.trainer.default_root_dir)
+    assert run == tmp_path / "runs" / "vmp-lightning" / run_id and (run / "config.yaml").is_file()
+    first.trainer.logger.experiment.finish()
+    best_before = first.trainer.checkpoint_callback.best_model_path
+    resumed = build_cli([*args, "--trainer.max_epochs=2", f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])
+    assert resumed.trainer.logger.version == run_id and Path(resumed.trainer.default_root_dir) == run
+    assert resumed.trainer.logger.experiment.resumed or resumed.trainer.logger.experiment.id == run_id
+    assert resumed.trainer.checkpoint_callback.best_model_path in (
+        best_before,
+        *map(str, run.glob("checkpoints/epoch*")),
+    )
+    resumed.trainer.logger.experiment.finish()
+
+
+def test_runs_without_a_logger_get_their_own_folders(synthetic_root, tmp_path):
+    first = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1"))
+    second = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1"))
+    folders = runs_in(tmp_path)
+    assert len(folders) == 2 and {Path(first.trainer.default_root_dir), Path(second.trainer.default_root_dir)} == set(
+        folders
+    )
+    for folder in folders:
+        assert (folder / "config.yaml").is_file() and (folder / "checkpoints" / "last.ckpt").is_file()
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "config.yaml").exists()
+
+
+def test_fast_dev_run_writes_no_checkpoint(synthetic_root, tmp_path):
+    build_cli(fit_args(synthetic_root, tmp_path, "--trainer.fast_dev_run=2"))
+    assert not list(tmp_path.glob("**/*.ckpt"))
