@@ -3,6 +3,9 @@ motion."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -96,3 +99,23 @@ def test_bad_spec_is_rejected():
         SyntheticMotionSpec(video_size=33)
     with pytest.raises(ValueError, match="even frame sizes"):
         write_video("/tmp/never.mp4", np.zeros((2, 5, 6, 3), np.uint8), 10)
+
+
+def test_runs_started_together_on_an_empty_cache_share_it(tmp_path):
+    """Two processes generating the same dataset at once: no shared temporary file, one writes, both succeed."""
+    spec = SyntheticMotionSpec(**TINY_SPEC)
+    code = (
+        "import sys; from vmp_lightning.data import SyntheticMotionSpec, generate; "
+        f"print(generate(SyntheticMotionSpec(**{TINY_SPEC!r}), sys.argv[1]))"
+    )
+    children = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stderr=subprocess.PIPE) for _ in range(3)]
+    errors = [child.communicate()[1].decode() for child in children]
+    assert [child.returncode for child in children] == [0, 0, 0], errors
+    folder = tmp_path / spec.fingerprint()
+    assert (folder / "manifest.csv").is_file() and not list(folder.glob("**/*.partial*"))
+    videos = sorted(folder.glob("*/*.mp4"))
+    assert len(videos) == spec.num_classes * sum(spec.videos_per_class)
+    reference = tmp_path / "alone"
+    generate(spec, reference)
+    for video in videos:  # byte-identical to a generation alone
+        assert video.read_bytes() == (reference / spec.fingerprint() / video.relative_to(folder)).read_bytes()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vmp_lightning.data.video import VideoDecodeError, VideoWriter
+from vmp_lightning.data.video import VideoDecodeError, VideoWriter, atomic_write
 
 
 @dataclass(frozen=True)
@@ -63,38 +63,33 @@ def cut_clip(
     import torch
     from torchvision.transforms.v2 import functional as F
 
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.stem}.partial{target.suffix}")
     written = 0
-    try:
-        with av.open(str(source)) as container:
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or 25)
-            writer = None
-            for index, frame in enumerate(container.decode(stream)):
-                if index < start_frame:
-                    continue
-                if end_frame is not None and index > end_frame:
-                    break
-                rgb = frame.to_ndarray(format="rgb24")
-                height, width = _resized(*rgb.shape[:2], short_side)
-                if (height, width) != rgb.shape[:2]:
-                    tensor = torch.from_numpy(rgb).permute(2, 0, 1)
-                    rgb = F.resize(tensor, [height, width], antialias=True).permute(1, 2, 0).numpy()
-                if writer is None:
-                    writer = VideoWriter(partial, width, height, fps, crf=crf, gop=gop)
-                writer.write(np.ascontiguousarray(rgb))
-                written += 1
-            if writer is not None:
-                writer.close()
-    except av.error.FFmpegError as error:
-        partial.unlink(missing_ok=True)
-        raise VideoDecodeError(f"{source}: cannot decode ({error})") from error
-    if written == 0:
-        partial.unlink(missing_ok=True)
-        raise VideoDecodeError(f"{source}: no frames in [{start_frame}, {end_frame}]")
-    partial.replace(target)
+    with atomic_write(target) as partial:
+        try:
+            with av.open(str(source)) as container:
+                stream = container.streams.video[0]
+                fps = float(stream.average_rate or 25)
+                writer = None
+                for index, frame in enumerate(container.decode(stream)):
+                    if index < start_frame:
+                        continue
+                    if end_frame is not None and index > end_frame:
+                        break
+                    rgb = frame.to_ndarray(format="rgb24")
+                    height, width = _resized(*rgb.shape[:2], short_side)
+                    if (height, width) != rgb.shape[:2]:
+                        tensor = torch.from_numpy(rgb).permute(2, 0, 1)
+                        rgb = F.resize(tensor, [height, width], antialias=True).permute(1, 2, 0).numpy()
+                    if writer is None:
+                        writer = VideoWriter(partial, width, height, fps, crf=crf, gop=gop)
+                    writer.write(np.ascontiguousarray(rgb))
+                    written += 1
+                if writer is not None:
+                    writer.close()
+        except av.error.FFmpegError as error:
+            raise VideoDecodeError(f"{source}: cannot decode ({error})") from error
+        if written == 0:
+            raise VideoDecodeError(f"{source}: no frames in [{start_frame}, {end_frame}]")
     return written
 
 

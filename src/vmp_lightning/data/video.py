@@ -6,8 +6,12 @@ process-global state (decord's bridge, thread counts) is changed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import secrets
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -310,20 +314,30 @@ def _first_line(error: Exception) -> str:
     return text[0] if text else type(error).__name__
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12, gop: int | None = None) -> None:
-    """Encode ``T x H x W x 3`` uint8 RGB frames as H.264 mp4 with PyAV; written to a temporary name, then moved,
-    so an interrupted write never leaves a half file under ``path``. ``gop``: key-frame interval (short intervals
-    make random access cheap)."""
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """A temporary name beside ``path``, unique to this writer, moved onto ``path`` when the block succeeds and
+    removed when it fails: readers never see half a file, and concurrent writers never share a temporary file."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # the suffix stays last: it picks the container (mp4, avi, ...)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial{path.suffix}")
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12, gop: int | None = None) -> None:
+    """Encode ``T x H x W x 3`` uint8 RGB frames as H.264 with PyAV (`atomic_write`). ``gop``: key-frame
+    interval (short intervals make random access cheap)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"write_video needs T x H x W x 3 uint8 frames, got {frames.shape} {frames.dtype}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")  # the suffix picks the container (mp4, avi, ...)
-    with VideoWriter(partial, frames.shape[2], frames.shape[1], fps, crf, gop) as writer:
+    with atomic_write(path) as partial, VideoWriter(partial, frames.shape[2], frames.shape[1], fps, crf, gop) as writer:
         for frame in frames:
             writer.write(frame)
-    partial.replace(path)
 
 
 class VideoWriter:

@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from vmp_lightning.data.datamodule import SPLITS, VideoDataModule
-from vmp_lightning.data.video import VideoRecord, write_video
+from vmp_lightning.data.video import VideoRecord, atomic_write, write_video
 
 #: Motion name -> direction (dx, dy) per frame, scaled by the speed. "Oscillate" classes move back and forth.
 MOTIONS: dict[str, tuple[float, float]] = {
@@ -104,11 +105,20 @@ def generate(spec: SyntheticMotionSpec, root: str | Path) -> Path:
     """Write the dataset under ``root/<fingerprint>`` unless it is complete already; return that folder.
 
     Resumable: finished videos are kept, the manifest is written last, so a folder with a manifest is complete.
+    Runs that start together on an empty cache take turns (a file lock): the first writes, the others find it done.
     """
     folder = Path(root) / spec.fingerprint()
     manifest = folder / "manifest.csv"
     if manifest.is_file():
         return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / ".lock"):
+        if not manifest.is_file():
+            _write(spec, folder, manifest)
+    return folder
+
+
+def _write(spec: SyntheticMotionSpec, folder: Path, manifest: Path) -> None:
     rows = []
     for split_id, (split, per_class) in enumerate(zip(SPLITS, spec.videos_per_class, strict=True)):
         for label, name in enumerate(spec.class_names):
@@ -119,13 +129,10 @@ def generate(spec: SyntheticMotionSpec, root: str | Path) -> Path:
                     write_video(folder / rel, render_video(spec, label, rng), spec.fps)
                 rows.append({"split": split, "path": rel, "label": label, "video_id": f"{split}/{name}_{i:04d}"})
     (folder / "spec.json").write_text(json.dumps({**asdict(spec), "version": GENERATOR_VERSION}, indent=2))
-    partial = folder / "manifest.csv.partial"
-    with partial.open("w", newline="") as handle:
+    with atomic_write(manifest) as partial, partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["split", "path", "label", "video_id"])
         writer.writeheader()
         writer.writerows(rows)
-    partial.replace(manifest)
-    return folder
 
 
 def default_cache_root() -> Path:
