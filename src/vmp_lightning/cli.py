@@ -10,8 +10,9 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from vmp_lightning.backbones.checkpoints import check_checkpoint_file
 from vmp_lightning.callbacks import LatestCheckpoint
 from vmp_lightning.data.datamodule import VideoDataModule
 from vmp_lightning.loggers import run_directory
@@ -110,6 +111,25 @@ class VMPLightningCLI(LightningCLI):
             compute_fn=Normalization.as_dict,
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's: the model's settings come from the checkpoint. Here the file is checked first (a clear
+        error instead of the unpickler's), and the settings it replaces are said."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
+            return super()._parse_ckpt_path()
+        check_checkpoint_file(ckpt_path)
+        before = model_settings(self.config[subcommand])
+        super()._parse_ckpt_path()
+        after = model_settings(self.config[subcommand])
+        replaced = [
+            f"model.{key}: {before.get(key)!r} -> {value!r}" for key, value in after.items() if before.get(key) != value
+        ]
+        if replaced:
+            rank_zero_warn(
+                f"--ckpt_path {ckpt_path} replaces these model settings with the checkpoint's: " + "; ".join(replaced)
+            )
+
     def instantiate_trainer(self, **kwargs) -> L.Trainer:
         """The configured trainer, plus `LatestCheckpoint` when it checkpoints (``last.ckpt`` = the latest state;
         a callback of the module could not add it: Lightning would let it replace the configured ModelCheckpoint)."""
@@ -134,10 +154,25 @@ class VMPLightningCLI(LightningCLI):
             super().instantiate_classes()
 
 
+def model_settings(config) -> dict:
+    """The model's plain settings in a subcommand's config (``init_args``, nested classes as their class path)."""
+    model = config.get("model")
+    init_args = model.get("init_args") if hasattr(model, "get") else None
+    if init_args is None:
+        return {}
+    flat = init_args.as_dict() if hasattr(init_args, "as_dict") else dict(init_args)
+    return {k: (v.get("class_path", v) if isinstance(v, dict) else v) for k, v in flat.items()}
+
+
 def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCLI:
     """The CLI object (``run=False`` parses and instantiates without running a subcommand)."""
     default_files = {"default_config_files": [DEFAULT_CONFIG]}
-    parser_kwargs = {name: default_files for name in ("fit", "validate", "test", "predict")} if run else default_files
+
+    def short_usage(name: str) -> dict:  # an error then shows one usage line, not all of them
+        return {"usage": f"vmp-lightning {name} [--config FILE ...] [--<section>.<key> VALUE ...]  (--help lists them)"}
+
+    subcommands = ("fit", "validate", "test", "predict")
+    parser_kwargs = {name: {**default_files, **short_usage(name)} for name in subcommands} if run else default_files
     return VMPLightningCLI(
         VideoClassifier,
         VideoDataModule,

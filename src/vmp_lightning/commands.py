@@ -11,9 +11,11 @@ from collections.abc import Callable
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vmp_lightning import demo
+from vmp_lightning.backbones.checkpoints import CheckpointFileError, CheckpointMismatchError
 from vmp_lightning.cli import build_cli
 from vmp_lightning.data.annotations import DatasetLayoutError
 from vmp_lightning.data.video import VideoDecodeError
+from vmp_lightning.module import NonFiniteLossError
 
 
 def prepare(argv: list[str]) -> None:
@@ -70,8 +72,15 @@ def main(args: list[str] | None = None) -> None:
         build_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
     except SIGTERMException:  # preempted: the checkpoint is saved (LatestCheckpoint said where); not a success
         sys.exit(128 + signal.SIGTERM)
-    except (DatasetLayoutError, VideoDecodeError) as error:
-        # Bad data is the user's to fix: say what is wrong, without a traceback through library internals.
+    except (
+        DatasetLayoutError,
+        VideoDecodeError,
+        CheckpointFileError,
+        CheckpointMismatchError,
+        NonFiniteLossError,
+    ) as error:
+        # Bad data, files or training are the user's to fix: say what is wrong, without a traceback through library
+        # internals.
         sys.stderr.write(f"vmp-lightning: error: {error}\n")
         sys.exit(2)
 

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import NonNegativeFloat
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
+from vmp_lightning.backbones.checkpoints import CheckpointMismatchError
 from vmp_lightning.callbacks import BadVideoReporter
 from vmp_lightning.evaluation import Aggregation, ClipScores, accuracy_metrics, evaluate, write_predictions
 from vmp_lightning.loggers import run_directory
@@ -45,6 +48,10 @@ def _built_by_cli() -> bool:
     return _given_hyperparameters.get() is not None
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training met a non-finite loss (or weights); the message names the batch and the last checkpoint."""
+
+
 class VideoClassifier(L.LightningModule):
     """Trains a `PromptedModel` (backbone + optional motion prompts) for video classification.
 
@@ -64,6 +71,8 @@ class VideoClassifier(L.LightningModule):
         aggregation: how the views of a test video are combined (``sum_logits`` or ``mean_softmax``); evaluation
             is exact under DDP (`vmp_lightning.evaluation`), the test writes predictions into the run folder.
         init_checkpoint, checkpoint_min_match: weights to start from (see `PromptedModel.load_pretrained`).
+        on_nonfinite_loss: ``raise`` stops at a NaN / Inf training loss, naming the batch's videos, before it
+            reaches the weights; ``skip`` leaves such batches out (counted in ``skipped_batches``).
         **model_settings: `PromptedModel`'s: ``vmp`` (linked to the data's extra frame), ``vmp_sites``,
             ``share_prompt``, ``pn``, ``normalization`` (linked from the data), ``reference_luma``, ``head``.
     """
@@ -72,7 +81,7 @@ class VideoClassifier(L.LightningModule):
         self,
         backbone: Callable[[int], nn.Module],
         num_classes: int,
-        lambda_v: float = 0.0,
+        lambda_v: NonNegativeFloat = 0.0,
         v_reduction: VReduction = "mean",
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -85,6 +94,7 @@ class VideoClassifier(L.LightningModule):
         aggregation: Aggregation = "sum_logits",
         init_checkpoint: str | None = None,
         checkpoint_min_match: float = 0.5,
+        on_nonfinite_loss: Literal["raise", "skip"] = "raise",
         **model_settings: Any,
     ) -> None:
         super().__init__()
@@ -109,6 +119,8 @@ class VideoClassifier(L.LightningModule):
         self.model.head.requires_grad_(train_head)
         self.model.prompts.requires_grad_(train_prompt)
         self.train_metrics = accuracy_metrics(num_classes, prefix="train/")
+        self.first_loss: float | None = None
+        self.warned_explosion, self.skipped_batches = False, 0
         self.eval_scores = {"val": ClipScores(), "test": ClipScores()}
 
     @classmethod
@@ -176,7 +188,15 @@ class VideoClassifier(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "name": "lr"}}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Checkpoints of version 0.1 held the backbone and the prompts at the top of the state dict."""
+        """A checkpoint for another number of classes is a clear error; checkpoints of version 0.1 held the backbone
+        and the prompts at the top of the state dict."""
+        trained_for = checkpoint.get("hyper_parameters", {}).get("num_classes")
+        if trained_for is not None and trained_for != self.model.num_classes:
+            raise CheckpointMismatchError(
+                f"the checkpoint was trained for {trained_for} classes, the data has {self.model.num_classes}: "
+                "wrong checkpoint or dataset? (to fine-tune it on this dataset, pass it as model.init_checkpoint, "
+                "which re-initialises the head, instead of --ckpt_path)"
+            )
         state = checkpoint["state_dict"]
         if any(key.startswith(("backbone.", "prompts.")) for key in state):
             checkpoint["state_dict"] = {f"model.{key}": value for key, value in state.items()}
@@ -201,13 +221,52 @@ class VideoClassifier(L.LightningModule):
         self.log(f"{stage}/loss", loss, prog_bar=stage != "test", **log)
         return logits, loss
 
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor | None:
+        buffers = [(b, b.clone()) for b in self.model.buffers()]  # BatchNorm statistics: a forward changes them
         logits, loss = self._loss(batch, "train")
+        if not self._loss_is_usable(loss, batch, buffers):
+            return None  # on_nonfinite_loss: skip; Lightning then skips backward and the optimizer step
         self.train_metrics.update(logits.detach(), batch["label"])
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(batch["label"]))
         values = {f"prompt/{name}": value for name, value in self.model.prompt_values().items()}
         self.log_dict(values, on_step=True, on_epoch=False, batch_size=1)  # equal on all ranks: no sync needed
         return loss
+
+    def _loss_is_usable(self, loss: Tensor, batch: dict, buffers: list[tuple[Tensor, Tensor]]) -> bool:
+        """Stop at (or skip) a non-finite loss before it reaches the weights (the BatchNorm statistics its forward
+        pass changed are put back); warn once when the loss explodes. One small all-reduce per step, so every DDP
+        rank takes the same decision."""
+        state = torch.stack([(~torch.isfinite(loss.detach())).float(), torch.nan_to_num(loss.detach().float())])
+        nonfinite, value = (float(v) for v in self.trainer.strategy.reduce(state, reduce_op="max"))
+        if nonfinite:
+            for buffer, before in buffers:
+                buffer.copy_(before)
+            videos = ", ".join(map(str, batch.get("video_id", [])[:8]))
+            where = f"epoch {self.current_epoch}, step {self.global_step}"
+            if self.hparams.get("on_nonfinite_loss", "raise") == "skip":
+                self.skipped_batches += 1
+                rank_zero_warn(f"non-finite loss at {where} (videos {videos}): batch skipped")
+                return False
+            last = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none yet"
+            raise NonFiniteLossError(
+                f"non-finite loss at {where}; batch videos: {videos}. The weights are still finite (the step was not "
+                f"taken); last checkpoint: {last}. Look at these videos, lower the learning rate, or set "
+                "model.on_nonfinite_loss: skip"
+            )
+        if self.first_loss is None:
+            self.first_loss = value
+        elif value > 10 * max(self.first_loss, math.log(self.model.num_classes)) and not self.warned_explosion:
+            self.warned_explosion = True
+            rank_zero_warn(
+                f"training loss {value:.3g} at step {self.global_step} is over 10x the first step's "
+                f"({self.first_loss:.3g}): is the learning rate too high?"
+            )
+        return True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        bad = [name for name, value in checkpoint["state_dict"].items() if not torch.isfinite(value).all()]
+        if bad:
+            raise NonFiniteLossError(f"refusing to save a checkpoint with non-finite weights: {bad[:5]}")
 
     def _eval_step(self, batch: dict, stage: str) -> None:
         logits, _ = self._loss(batch, stage)

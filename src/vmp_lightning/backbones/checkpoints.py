@@ -28,6 +28,31 @@ class CheckpointMismatchError(ValueError):
     """The checkpoint matches too little of the model; the message carries the load report."""
 
 
+class CheckpointFileError(ValueError):
+    """The file is no checkpoint (a text file, an error page, a truncated download); the message names it."""
+
+
+def check_checkpoint_file(path: str | Path) -> None:
+    """Fail early, naming the file, when ``path`` cannot be a PyTorch checkpoint (cheap: reads the header and,
+    for zip checkpoints, the archive's directory at the end of the file, which a truncated download lacks)."""
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointFileError(f"{path}: no such checkpoint file")
+    with path.open("rb") as file:
+        head = file.read(2)
+    if head == b"PK":
+        try:
+            zipfile.ZipFile(path).close()
+        except zipfile.BadZipFile:
+            raise CheckpointFileError(
+                f"{path}: a truncated or damaged checkpoint (its zip archive is incomplete)"
+            ) from None
+    elif head[:1] != b"\x80":
+        raise CheckpointFileError(f"{path}: not a PyTorch checkpoint (a text file or a download's error page?)")
+
+
 @dataclass
 class LoadReport:
     source: str
@@ -93,7 +118,7 @@ def read_checkpoint_file(path: str | Path) -> object:
         is_pickle = file.read(1) == b"\x80"
     if is_pickle:
         return {"model_state": read_caffe2_pickle(path)}
-    raise ValueError(
+    raise CheckpointFileError(
         f"{path} is not a checkpoint: expected a PyTorch file (.pt, .pth, .pyth, .ckpt) or a PySlowFast Caffe2 "
         f".pkl (torch: {torch_error[:200]}); is it truncated, or a download error page?"
     )
