@@ -30,16 +30,18 @@ def prepare(argv: list[str]) -> None:
         command.add_arguments(sub)
         sub.add_argument("--short-side", type=int, default=256, help="resize the short side (0 keeps the size)")
         sub.add_argument("--gop", type=int, default=8, help="key-frame interval in frames")
+        sub.add_argument("--workers", type=int, default=1, help="processes cutting clips at once")
     args = parser.parse_args(argv)
-    report = commands[args.dataset].run(args, {"short_side": args.short_side or None, "gop": args.gop})
+    options = {"short_side": args.short_side or None, "gop": args.gop, "workers": args.workers}
+    report = commands[args.dataset].run(args, options)
     print(report.summary())
     if report.problems:
         sys.exit(1)
 
 
 def check_videos(argv: list[str]) -> None:
-    """`vmp-lightning check-videos [--config ...] [--data.* ...] [--full] [--out video_check.csv]`: open every
-    video of the configured dataset and decode its first and last frame (with --full: every frame, counting them);
+    """`vmp-lightning check-videos [--config ...] [--data.* ...] [--full] [--workers N] [--out FILE.csv]`: open
+    every video of the configured dataset and decode its first and last frame (with --full: every frame, counting them);
     print the problems (missing, empty, unreadable, too short, damaged) and the headers that claim more frames than
     there are, and write every row to a CSV. Exits with 1 when there is a problem."""
     from vmp_lightning.data.check import PROBLEMS, check_datamodule, write_report
@@ -47,10 +49,11 @@ def check_videos(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="vmp-lightning check-videos", description=check_videos.__doc__)
     parser.add_argument("--out", default="video_check.csv", help="CSV file for all rows")
     parser.add_argument("--full", action="store_true", help="decode every frame (true count, first bad frame)")
+    parser.add_argument("--workers", type=int, default=1, help="processes checking videos at once")
     args, rest = parser.parse_known_args(argv)
     # Missing files are to be listed, not to stop the check.
     cli = build_cli([*rest, "--data.init_args.on_bad_video=skip", "--trainer.logger=false"], run=False)
-    results = check_datamodule(cli.datamodule, full=args.full)
+    results = check_datamodule(cli.datamodule, full=args.full, workers=args.workers)
     print(write_report(results, args.out))
     if any(r.status in PROBLEMS for r in results):
         sys.exit(1)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from vmp_lightning.data.datamodule import SPLITS, VideoDataModule
+from vmp_lightning.data.parallel import map_with_progress
 from vmp_lightning.data.video import VideoDecodeError, index_video, open_video, read_frames
 
 #: Statuses that make a video unusable (the command exits with 1); ``header_overstates`` is only reported.
@@ -84,24 +86,28 @@ def check_video(
     return check
 
 
-def check_datamodule(datamodule: VideoDataModule, full: bool = False) -> list[VideoCheck]:
-    """Every record of every split, including the ones the annotation lists but the disk lacks."""
+def check_datamodule(datamodule: VideoDataModule, full: bool = False, workers: int = 1) -> list[VideoCheck]:
+    """Every record of every split, including the ones the annotation lists but the disk lacks; ``workers``
+    processes check at once (the same rows as one by one), with a progress bar."""
     datamodule.setup()
-    results = []
     missing = getattr(getattr(datamodule, "annotations", None), "missing", [])
-    results += [VideoCheck("any", p, "missing", first_error="listed in the annotation, not on disk") for p in missing]
-    seen = set()
+    results = [VideoCheck("any", p, "missing", first_error="listed in the annotation, not on disk") for p in missing]
+    jobs, splits, seen = [], [], set()
     for split in SPLITS:
         for record in datamodule.records.get(split, []):
             key = (record.path, record.start_frame, record.end_frame)
-            if key in seen:
-                continue
-            seen.add(key)
-            check = check_video(
-                record.path, datamodule.frames_per_clip, record.start_frame, record.end_frame, datamodule.backend, full
-            )
-            results.append(replace(check, split=split))
-    return results
+            if key not in seen:
+                seen.add(key)
+                jobs.append(key)
+                splits.append(split)
+    check = partial(_check, frames_per_clip=datamodule.frames_per_clip, backend=datamodule.backend, full=full)
+    checks = map_with_progress(check, jobs, workers, "checking videos")
+    return results + [replace(c, split=split) for c, split in zip(checks, splits, strict=True)]
+
+
+def _check(job: tuple[str, int, int | None], frames_per_clip: int, backend: str, full: bool) -> VideoCheck:
+    path, start, end = job
+    return check_video(path, frames_per_clip, start, end, backend, full)
 
 
 def write_report(results: list[VideoCheck], csv_path: str | Path) -> str:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from vmp_lightning.data.parallel import map_with_progress
 from vmp_lightning.data.video import VideoDecodeError, VideoWriter, atomic_write
 
 
@@ -35,6 +37,7 @@ class PrepareReport:
     written: int = 0
     kept: int = 0
     problems: list[str] = field(default_factory=list)
+    queued: list[tuple[str, str, int, int | None]] = field(default_factory=list)  # (source, target, start, end)
 
     def summary(self) -> str:
         lines = [f"written {self.written}, already there {self.kept}, problems {len(self.problems)}"]
@@ -93,16 +96,30 @@ def cut_clip(
     return written
 
 
-def cut_into_report(report: PrepareReport, source: Path, target: Path, start: int, end: int | None, **options) -> None:
-    """`cut_clip` unless ``target`` exists already (then it is kept), the outcome counted in ``report``."""
+def cut_into_report(report: PrepareReport, source: Path, target: Path, start: int, end: int | None) -> None:
+    """Queue the cut of ``source`` into ``target`` (`cut_queued` makes it) unless ``target`` exists already (then
+    it is kept) or ``source`` is missing (a problem); counted in ``report``."""
     if target.is_file():
         report.kept += 1
-        return
-    if not source.is_file():
+    elif not source.is_file():
         report.problems.append(f"missing source video {source}")
-        return
+    else:
+        report.queued.append((str(source), str(target), start, end))
+
+
+def _cut(job: tuple[str, str, int, int | None], options: dict) -> str:
     try:
-        cut_clip(source, target, start, end, **options)
-        report.written += 1
+        cut_clip(*job, **options)
+        return ""
     except VideoDecodeError as error:
-        report.problems.append(str(error))
+        return str(error)
+
+
+def cut_queued(report: PrepareReport, workers: int = 1, **options) -> PrepareReport:
+    """Make the queued cuts (`cut_clip` ``options``) over ``workers`` processes, with a progress bar; the same
+    files as one by one."""
+    errors = map_with_progress(partial(_cut, options=options), report.queued, workers, "cutting clips")
+    report.written += sum(not error for error in errors)
+    report.problems += [error for error in errors if error]
+    report.queued = []
+    return report

@@ -358,7 +358,8 @@ class VideoWriter:
         if width % 2 or height % 2:
             raise ValueError(f"libx264 needs even frame sizes, got {width} x {height} for {path}")
         self._container = av.open(str(path), mode="w", options=container_options or {})
-        self._stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        self._rate = Fraction(fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=self._rate)
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
         options = {"crf": str(crf), "preset": "veryfast", "x264-params": "threads=1:lookahead-threads=1"}
@@ -367,10 +368,13 @@ class VideoWriter:
         self._stream.options = options
         self._stream.codec_context.thread_count = 1  # deterministic bytes for a given input
         self._frame_type = av.VideoFrame
+        self._written = 0
 
     def write(self, frame: np.ndarray) -> None:
-        planes = rgb_to_yuv420p(frame)
-        self._container.mux(self._stream.encode(self._frame_type.from_ndarray(planes, format="yuv420p")))
+        encoded = self._frame_type.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+        encoded.pts, encoded.time_base = self._written, 1 / self._rate  # frame numbers, never left unset
+        self._written += 1
+        self._container.mux(self._stream.encode(encoded))
 
     def close(self) -> None:
         self._container.mux(self._stream.encode())

@@ -14,7 +14,7 @@ import numpy as np
 
 from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, keep_existing, require
 from vmp_lightning.data.datamodule import AnnotatedDataModule
-from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report
+from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report, cut_queued
 from vmp_lightning.data.video import VideoRecord
 
 FINEGYM_LAYOUT = """  <root>/annotations/gym99_train_element_v1.1.txt, gym99_val_element.txt  ("<subaction id> <label>")
@@ -138,8 +138,8 @@ def prepare_finegym(
         fps = fps_cache.get(str(source), 25.0)
         start = int(np.floor((event_start + segments[0][0]) * fps))
         end = int(np.ceil((event_start + segments[-1][1]) * fps))
-        cut_into_report(report, source, root / "subactions" / f"{subaction_id}.mp4", start, end, **options)
-    return report
+        cut_into_report(report, source, root / "subactions" / f"{subaction_id}.mp4", start, end)
+    return cut_queued(report, **options)
 
 
 def _prepare_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, keep_existing, require
 from vmp_lightning.data.datamodule import AnnotatedDataModule
-from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report
+from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report, cut_queued
 from vmp_lightning.data.video import VideoRecord
 
 HMDB51_LAYOUT = """  <root>/videos/<class>/<video>.avi          (51 class folders, from hmdb51_org.rar)
@@ -65,7 +65,8 @@ def prepare_hmdb51(root: str | Path, out: str | Path, **options) -> PrepareRepor
     report = PrepareReport(problems=[f"missing video {path}" for path in read_hmdb51(root, 1).missing])
     videos = sorted((root / "videos").glob("*/*.avi"))
     for source in videos:
-        cut_into_report(report, source, out / "videos" / source.parent.name / f"{source.stem}.mp4", 0, None, **options)
+        cut_into_report(report, source, out / "videos" / source.parent.name / f"{source.stem}.mp4", 0, None)
+    cut_queued(report, **options)
     (out / "splits").mkdir(parents=True, exist_ok=True)
     for split_file in sorted((root / "splits").glob("*_test_split*.txt")):
         lines = [line.replace(".avi", ".mp4") for line in split_file.read_text().splitlines()]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, keep_existing, require
 from vmp_lightning.data.datamodule import AnnotatedDataModule
-from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report
+from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report, cut_queued
 from vmp_lightning.data.video import VideoRecord
 
 MPII_LAYOUT = """  <root>/attributesAnnotations_MPII-Cooking-2.mat  (MATLAB v7.3 / HDF5 with annos/fileName,
@@ -91,14 +91,16 @@ def prepare_mpii_cooking2(root: str | Path, out: str | Path, camera: str = "cam-
     report = PrepareReport(problems=[f"missing video {path}" for path in annotations.missing])
     (out / "classes.txt").parent.mkdir(parents=True, exist_ok=True)
     (out / "classes.txt").write_text("\n".join(annotations.class_names) + "\n")
+    listed: dict[str, list[tuple[Path, int]]] = {split: [] for split in MPII_SEQUENCES}
     for split in MPII_SEQUENCES:
-        lines = []
         for record in annotations.splits[split]:
             name = annotations.class_names[record.label].replace("/", "-").replace(" ", "_")
             relative = Path("clips") / split / name / f"{record.video_id}.mp4"
-            cut_into_report(report, Path(record.path), out / relative, record.start_frame, record.end_frame, **options)
-            if (out / relative).is_file():
-                lines.append(f"{relative} {record.label}")
+            cut_into_report(report, Path(record.path), out / relative, record.start_frame, record.end_frame)
+            listed[split].append((relative, record.label))
+    cut_queued(report, **options)
+    for split, clips in listed.items():  # the clips that exist now
+        lines = [f"{relative} {label}" for relative, label in clips if (out / relative).is_file()]
         (out / f"{split}.txt").write_text("\n".join(lines) + "\n")
     return report
 

@@ -17,12 +17,14 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
 
 from vmp_lightning.data.datamodule import SPLITS, VideoDataModule
+from vmp_lightning.data.parallel import map_with_progress
 from vmp_lightning.data.video import VideoRecord, atomic_write, write_video
 
 #: Motion name -> direction (dx, dy) per frame, scaled by the speed. "Oscillate" classes move back and forth.
@@ -101,11 +103,12 @@ def render_video(spec: SyntheticMotionSpec, label: int, rng: np.random.Generator
     return np.clip(np.round(video), 0, 255).astype(np.uint8)
 
 
-def generate(spec: SyntheticMotionSpec, root: str | Path) -> Path:
+def generate(spec: SyntheticMotionSpec, root: str | Path, workers: int = 1) -> Path:
     """Write the dataset under ``root/<fingerprint>`` unless it is complete already; return that folder.
 
     Resumable: finished videos are kept, the manifest is written last, so a folder with a manifest is complete.
     Runs that start together on an empty cache take turns (a file lock): the first writes, the others find it done.
+    ``workers`` processes encode at once, with a progress bar; each video's bytes depend on the seed alone.
     """
     folder = Path(root) / spec.fingerprint()
     manifest = folder / "manifest.csv"
@@ -114,25 +117,30 @@ def generate(spec: SyntheticMotionSpec, root: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(folder / ".lock"):
         if not manifest.is_file():
-            _write(spec, folder, manifest)
+            _write(spec, folder, manifest, workers)
     return folder
 
 
-def _write(spec: SyntheticMotionSpec, folder: Path, manifest: Path) -> None:
-    rows = []
+def _write(spec: SyntheticMotionSpec, folder: Path, manifest: Path, workers: int) -> None:
+    rows, jobs = [], []
     for split_id, (split, per_class) in enumerate(zip(SPLITS, spec.videos_per_class, strict=True)):
         for label, name in enumerate(spec.class_names):
             for i in range(per_class):
                 rel = f"{split}/{name}_{i:04d}.mp4"
                 if not (folder / rel).is_file():
-                    rng = np.random.default_rng([spec.seed, split_id, label, i])
-                    write_video(folder / rel, render_video(spec, label, rng), spec.fps)
+                    jobs.append((str(folder / rel), (spec.seed, split_id, label, i), label))
                 rows.append({"split": split, "path": rel, "label": label, "video_id": f"{split}/{name}_{i:04d}"})
+    map_with_progress(partial(_write_video, spec=spec), jobs, workers, "synthetic videos")
     (folder / "spec.json").write_text(json.dumps({**asdict(spec), "version": GENERATOR_VERSION}, indent=2))
-    with atomic_write(manifest) as partial, partial.open("w", newline="") as handle:
+    with atomic_write(manifest) as partial_manifest, partial_manifest.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["split", "path", "label", "video_id"])
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _write_video(job: tuple[str, tuple[int, ...], int], spec: SyntheticMotionSpec) -> None:
+    path, seed, label = job
+    write_video(path, render_video(spec, label, np.random.default_rng(list(seed))), spec.fps)
 
 
 def default_cache_root() -> Path:
@@ -191,7 +199,7 @@ class SyntheticMotionDataModule(VideoDataModule):
         return self.root / self.spec.fingerprint()
 
     def prepare_data(self) -> None:
-        generate(self.spec, self.root)
+        generate(self.spec, self.root, workers=max(1, self.num_workers))  # as many encoders as loader workers
 
     def load_records(self, split: str) -> list[VideoRecord]:
         manifest = self.folder / "manifest.csv"
