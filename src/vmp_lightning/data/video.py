@@ -79,10 +79,20 @@ class FrameIndex:
     keyframe: np.ndarray
     untrusted: str
 
-    @property
-    def display_pts(self) -> np.ndarray:
-        """Timestamps in display order: frame i has ``display_pts[i]`` (trusted timestamps only)."""
-        return np.sort(self.packet_pts)
+    @functools.cached_property
+    def frame_of_packet(self) -> np.ndarray:
+        """The frame number of each packet (trusted timestamps: the rank of its timestamp)."""
+        return np.argsort(np.argsort(self.packet_pts, kind="stable"), kind="stable")
+
+    @functools.cached_property
+    def packet_of_frame(self) -> np.ndarray:
+        """The packet of each frame number (the inverse of `frame_of_packet`)."""
+        return np.argsort(self.packet_pts, kind="stable")
+
+    @functools.cached_property
+    def frame_of_pts(self) -> dict[int, int]:
+        """Frame number by timestamp (trusted timestamps only)."""
+        return {int(pts): int(frame) for pts, frame in zip(self.packet_pts, self.frame_of_packet, strict=True)}
 
 
 def _distrust(pts: list, keyframe: list, reorders: bool, output_pts: list) -> str:
@@ -188,18 +198,13 @@ class PyAVReader(VideoReader):
 
     def _by_timestamp(self, wanted: set[int]) -> dict[int, np.ndarray] | None:
         index = self.index
-        display_pts = index.display_pts
-        frame_of_pts = {int(p): i for i, p in enumerate(display_pts)}
-        packet_of_frame = np.argsort(np.argsort(index.packet_pts, kind="stable"), kind="stable")  # packet -> frame
-        frame_packet = np.empty_like(packet_of_frame)
-        frame_packet[packet_of_frame] = np.arange(len(packet_of_frame))  # frame -> packet
         first = min(wanted)
-        earliest_packet = frame_packet[sorted(wanted)].min()
-        keys = np.flatnonzero(index.keyframe[: earliest_packet + 1])
-        keys = [k for k in keys if packet_of_frame[k] <= first] or [0]
+        earliest_packet = index.packet_of_frame[sorted(wanted)].min()
+        keys = [k for k in np.flatnonzero(index.keyframe[: earliest_packet + 1]) if index.frame_of_packet[k] <= first]
+        frame_of_pts = index.frame_of_pts
         found: dict[int, np.ndarray] = {}
         previous = -1
-        for frame in self._decoded(int(keys[-1])):
+        for frame in self._decoded(int(keys[-1]) if keys else 0):
             number = frame_of_pts.get(frame.pts)
             if number is None or number <= previous or (previous < 0 and number > first):
                 return None  # not the order the timestamps promised, or the seek went too far: count instead
