@@ -335,18 +335,22 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12, gop: int | None = None) -> None:
-    """Encode ``T x H x W x 3`` uint8 RGB frames as H.264 with PyAV (`atomic_write`). ``gop``: key-frame
-    interval (short intervals make random access cheap)."""
+    """Encode ``T x H x W x 3`` uint8 RGB frames as H.264 with PyAV (`atomic_write`), byte-identical for the same
+    frames (`VideoWriter` ``deterministic``). ``gop``: key-frame interval (short intervals make random access
+    cheap)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"write_video needs T x H x W x 3 uint8 frames, got {frames.shape} {frames.dtype}")
-    with atomic_write(path) as partial, VideoWriter(partial, frames.shape[2], frames.shape[1], fps, crf, gop) as writer:
+    height, width = frames.shape[1:3]
+    with atomic_write(path) as partial, VideoWriter(partial, width, height, fps, crf, gop, deterministic=True) as out:
         for frame in frames:
-            writer.write(frame)
+            out.write(frame)
 
 
 class VideoWriter:
-    """Frame-by-frame H.264 writer (yuv420p, deterministic bytes for the same frames)."""
+    """Frame-by-frame H.264 writer (yuv420p, one encoder thread). ``deterministic``: the same bytes for the same
+    frames, by running x264 without its assembly (measured here: its SIMD code gave 3-5 different encodes of the
+    same frames in 8 tries); slower, meant for small synthetic videos."""
 
     def __init__(
         self,
@@ -357,6 +361,7 @@ class VideoWriter:
         crf: int = 12,
         gop: int | None = None,
         container_options: dict[str, str] | None = None,
+        deterministic: bool = False,
     ):
         import av
 
@@ -367,7 +372,8 @@ class VideoWriter:
         self._stream = self._container.add_stream("libx264", rate=self._rate)
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
-        options = {"crf": str(crf), "preset": "veryfast", "x264-params": "threads=1:lookahead-threads=1"}
+        x264 = "threads=1:lookahead-threads=1" + (":asm=0" if deterministic else "")
+        options = {"crf": str(crf), "preset": "veryfast", "x264-params": x264}
         if gop is not None:
             options["g"] = str(gop)
         self._stream.options = options

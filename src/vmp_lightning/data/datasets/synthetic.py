@@ -38,7 +38,7 @@ MOTIONS: dict[str, tuple[float, float]] = {
     "down_left": (-0.7071, 0.7071),
     "up_right": (0.7071, -0.7071),
 }
-GENERATOR_VERSION = 2  # bump when the pictures change, so old caches are not reused
+GENERATOR_VERSION = 3  # bump when the files change, so old caches are not reused (3: byte-identical encodes)
 
 
 @dataclass(frozen=True)
