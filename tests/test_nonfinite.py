@@ -58,6 +58,23 @@ def test_skip_leaves_the_batch_out_and_trains_on(tmp_path):
     assert all(torch.isfinite(b).all() for b in classifier.buffers())
 
 
+@pytest.mark.parametrize("policy", ["raise", "skip"])
+def test_non_finite_gradients_never_reach_the_weights(tmp_path, policy):
+    """A finite loss with non-finite gradients (as bf16 on a CPU gave SlowFast's slow pathway)."""
+    classifier = model(on_nonfinite_loss=policy)
+    weight = classifier.model.head.weight
+    weight.register_hook(lambda grad: grad * float("nan") if classifier.global_step == 1 else grad)
+    fitted = trainer(tmp_path, 4)
+    if policy == "raise":
+        with pytest.raises(NonFiniteLossError, match=r"non-finite gradients at epoch 0, step 1 in \['model\.backbone"):
+            fitted.fit(classifier, DataLoader(batches(4), batch_size=None))
+    else:
+        with pytest.warns(UserWarning, match="non-finite gradients .* step skipped"):
+            fitted.fit(classifier, DataLoader(batches(4), batch_size=None))
+        assert classifier.skipped_batches == 1
+    assert finite(classifier)
+
+
 def test_no_checkpoint_holds_non_finite_weights(tmp_path):
     classifier = model()
     fitted = trainer(tmp_path, 1)

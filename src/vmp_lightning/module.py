@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from vmp_lightning.backbones.checkpoints import CheckpointMismatchError
-from vmp_lightning.callbacks import BadVideoReporter
+from vmp_lightning.callbacks import BadVideoReporter, LatestCheckpoint
 from vmp_lightning.evaluation import Aggregation, ClipScores, accuracy_metrics, evaluate, write_predictions
 from vmp_lightning.loggers import run_directory
 from vmp_lightning.model import PromptedModel
@@ -237,7 +237,7 @@ class VideoClassifier(L.LightningModule):
         pass changed are put back); warn once when the loss explodes. One small all-reduce per step, so every DDP
         rank takes the same decision."""
         state = torch.stack([(~torch.isfinite(loss.detach())).float(), torch.nan_to_num(loss.detach().float())])
-        nonfinite, value = (float(v) for v in self.trainer.strategy.reduce(state, reduce_op="max"))
+        nonfinite, value = (float(v) for v in self._max_over_ranks(state))
         if nonfinite:
             for buffer, before in buffers:
                 buffer.copy_(before)
@@ -247,11 +247,12 @@ class VideoClassifier(L.LightningModule):
                 self.skipped_batches += 1
                 rank_zero_warn(f"non-finite loss at {where} (videos {videos}): batch skipped")
                 return False
-            last = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none yet"
+            callbacks = self.trainer.checkpoint_callbacks if self._trainer is not None else []
+            saved = [c.best_model_path for c in callbacks if isinstance(c, LatestCheckpoint)]
+            last = next((path for path in saved if path), "none yet")
             raise NonFiniteLossError(
-                f"non-finite loss at {where}; batch videos: {videos}. The weights are still finite (the step was not "
-                f"taken); last checkpoint: {last}. Look at these videos, lower the learning rate, or set "
-                "model.on_nonfinite_loss: skip"
+                f"non-finite loss at {where}; batch videos: {videos}. The step was not taken; last checkpoint: "
+                f"{last}. Look at these videos, lower the learning rate, or set model.on_nonfinite_loss: skip"
             )
         if self.first_loss is None:
             self.first_loss = value
@@ -262,6 +263,33 @@ class VideoClassifier(L.LightningModule):
                 f"({self.first_loss:.3g}): is the learning rate too high?"
             )
         return True
+
+    def _max_over_ranks(self, value: Tensor) -> Tensor:
+        """The maximum over the DDP ranks (so all take the same decision); the value itself outside a trainer."""
+        return self.trainer.strategy.reduce(value, reduce_op="max") if self._trainer is not None else value
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """A finite loss can still give non-finite gradients (seen: bf16 on CPU, SlowFast's slow-pathway convolutions
+        on 2-frame clips): stop before they reach the weights, or (``skip``) drop them, so the step changes nothing."""
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not grads or getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            return  # 16-mixed: the gradient scaler skips overflowing steps itself, by design
+        norms = torch.stack(torch._foreach_norm(grads))
+        if not self._max_over_ranks((~torch.isfinite(norms)).any().float()):
+            return
+        bad = [name for name, p in self.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+        where = f"non-finite gradients at epoch {self.current_epoch}, step {self.global_step} in {bad[:3]}"
+        if self.hparams.get("on_nonfinite_loss", "raise") == "skip":
+            self.skipped_batches += 1
+            rank_zero_warn(f"{where}: step skipped")
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    p.grad = None  # optimizers leave parameters without a gradient alone
+            return
+        raise NonFiniteLossError(
+            f"{where}; the weights are still finite (the step was not taken). With bf16 on a CPU try "
+            "--trainer.precision 32; else lower the learning rate, or set model.on_nonfinite_loss: skip"
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         bad = [name for name, value in checkpoint["state_dict"].items() if not torch.isfinite(value).all()]
