@@ -476,3 +476,24 @@ def test_the_load_report_is_logged(synthetic_root, tmp_path):
     hparams = yaml.safe_load(hparams_file.read_text())
     entries = len(TinyVideoCNN(4, width=32).state_dict())
     assert hparams["init_checkpoint/loaded"] == entries and hparams["init_checkpoint/fraction"] == 1.0
+
+
+def test_slowfast_gradients_under_bf16_on_short_clips_match_float32():
+    """PyTorch's bf16 CPU convolution gave the slow pathway's temporal convolutions (kernel 3) inf / NaN weight
+    gradients on 2-frame inputs; those convolutions now run in float32 there."""
+    torch.manual_seed(0)
+    model = SlowFast(4, width=16, dropout=0.0)
+    clip, labels = torch.randn(4, 3, 8, 32, 32), torch.tensor([0, 1, 2, 3])
+    grads = {}
+    for name, bf16 in (("fp32", False), ("bf16", True)):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = nn.functional.cross_entropy(model(clip).float(), labels)
+        loss.backward()
+        grads[name] = {n: p.grad.clone() for n, p in model.named_parameters() if "conv_a" in n}
+    for name, grad in grads["bf16"].items():
+        assert torch.isfinite(grad).all(), name
+        assert (grad - grads["fp32"][name]).abs().max() <= 0.1 * grads["fp32"][name].abs().max() + 1e-3, name
+    assert {type(m).__name__ for m in model.modules() if isinstance(m, nn.Conv3d) and m.kernel_size[0] > 1} == {
+        "ShortClipConv3d"
+    }
