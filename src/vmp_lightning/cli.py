@@ -48,11 +48,13 @@ class RunConfigSaver(SaveConfigCallback):
 
 
 RUN_ID_VARIABLE = "VMP_LIGHTNING_RUN_ID"  # how the processes that DDP starts learn their parent's run
+#: ``--ckpt_path`` values that Lightning resolves itself, not file paths.
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 
 def run_id_of_checkpoint(ckpt_path: str | None) -> str | None:
     """The run a checkpoint of ours belongs to (``<run>/checkpoints/<file>.ckpt`` beside ``<run>/config.yaml``)."""
-    if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
+    if not ckpt_path or ckpt_path in LIGHTNING_CKPT_NAMES:
         return None
     run = Path(ckpt_path).parent.parent
     return run.name if Path(ckpt_path).parent.name == "checkpoints" and (run / "config.yaml").is_file() else None
@@ -116,7 +118,7 @@ class VMPLightningCLI(LightningCLI):
         error instead of the unpickler's), and the settings it replaces are said."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
+        if not ckpt_path or ckpt_path in LIGHTNING_CKPT_NAMES:
             return super()._parse_ckpt_path()
         check_checkpoint_file(ckpt_path)
         before = model_settings(self.config[subcommand])

@@ -111,14 +111,15 @@ class SlowFast(nn.Module):
         slow_index = torch.linspace(0, frames - 1, frames // self.alpha, device=clip.device).long()
         if not prompts:
             return [clip[:, :, slow_index], clip], attention
-        slow, fast = clip[:, :, 1 + slow_index], clip[:, :, 1:]  # the baseline's frames
+        fast = clip[:, :, 1:]  # the baseline's frames, unless prompted
         if "fast" in prompts:
             fast, attention["fast"] = prompts["fast"](clip)
-        if "slow" in prompts:
-            if prompts["slow"] is prompts.get("fast"):  # one shared layer: the fast prompts at the slow positions
-                slow, attention["slow"] = fast[:, :, slow_index], attention["fast"][:, slow_index]
-            else:
-                slow, attention["slow"] = prompts_of_pairs(prompts["slow"], clip, slow_index)
+        if "slow" not in prompts:
+            slow = clip[:, :, 1 + slow_index]
+        elif prompts["slow"] is prompts.get("fast"):  # one shared layer: the fast prompts at the slow positions
+            slow, attention["slow"] = fast[:, :, slow_index], attention["fast"][:, slow_index]
+        else:
+            slow, attention["slow"] = prompts_of_pairs(prompts["slow"], clip, slow_index)
         return [slow, fast], attention
 
     def prompted_forward(self, clip: Tensor, prompts: Mapping[str, MotionPrompt]) -> tuple[Tensor, dict[str, Tensor]]:

@@ -80,14 +80,16 @@ class FrameIndex:
     untrusted: str
 
     @functools.cached_property
-    def frame_of_packet(self) -> np.ndarray:
-        """The frame number of each packet (trusted timestamps: the rank of its timestamp)."""
-        return np.argsort(np.argsort(self.packet_pts, kind="stable"), kind="stable")
+    def packet_of_frame(self) -> np.ndarray:
+        """The packet of each frame number (trusted timestamps: packets in timestamp order)."""
+        return np.argsort(self.packet_pts, kind="stable")
 
     @functools.cached_property
-    def packet_of_frame(self) -> np.ndarray:
-        """The packet of each frame number (the inverse of `frame_of_packet`)."""
-        return np.argsort(self.packet_pts, kind="stable")
+    def frame_of_packet(self) -> np.ndarray:
+        """The frame number of each packet (the rank of its timestamp: the inverse of `packet_of_frame`)."""
+        inverse = np.empty_like(self.packet_of_frame)
+        inverse[self.packet_of_frame] = np.arange(len(inverse))
+        return inverse
 
     @functools.cached_property
     def frame_of_pts(self) -> dict[int, int]:
@@ -261,10 +263,14 @@ class TorchCodecReader(VideoReader):
 _READERS = {"decord": DecordReader, "pyav": PyAVReader, "torchcodec": TorchCodecReader}
 
 
+#: The module each decoder backend imports.
+BACKEND_MODULES = {"decord": "decord", "pyav": "av", "torchcodec": "torchcodec.decoders"}
+
+
 def available_backends() -> list[str]:
     """The decoder backends that import here (torchcodec needs FFmpeg's shared libraries)."""
     names = []
-    for name, module in (("decord", "decord"), ("pyav", "av"), ("torchcodec", "torchcodec.decoders")):
+    for name, module in BACKEND_MODULES.items():
         try:
             __import__(module)
         except Exception:  # ImportError, or torchcodec's RuntimeError when FFmpeg libraries are missing
@@ -284,10 +290,14 @@ def open_video(path: str | Path, backend: Backend = "decord", num_threads: int =
         raise VideoDecodeError(f"{path}: empty file (0 bytes)")
     try:
         index = index_video(path)
-        reader = _READERS[backend](path, num_threads) if backend != "pyav" else PyAVReader(path, num_threads, index)
-        if backend != "pyav" and (index.untrusted or len(reader) != index.frames):
-            reason = index.untrusted or f"{backend} counts {len(reader)} frames, a full decode {index.frames}"
-            _warn_once(f"{path}: {reason}: {backend} would return wrong frames, so PyAV decodes this video")
+        reader = None if backend == "pyav" or index.untrusted else _READERS[backend](path, num_threads)
+        if reader is not None and len(reader) != index.frames:
+            _warn_once(f"{path}: {backend} counts {len(reader)} frames, a full decode {index.frames}: PyAV decodes it")
+            reader = None
+        elif reader is None and backend != "pyav":
+            __import__(BACKEND_MODULES[backend])  # not opened for this file, but asked for: it must be installed
+            _warn_once(f"{path}: {index.untrusted}: {backend} would return wrong frames, so PyAV decodes this video")
+        if reader is None:
             reader = PyAVReader(path, num_threads, index)
     except ImportError as error:
         raise VideoDecodeError(f"{path}: decoder backend {backend!r} is not installed ({error})") from error
