@@ -479,20 +479,60 @@ def test_the_load_report_is_logged(synthetic_root, tmp_path):
 
 def test_slowfast_gradients_under_bf16_on_short_clips_match_float32():
     """PyTorch's bf16 CPU convolution gave the slow pathway's temporal convolutions (kernel 3) inf / NaN weight
-    gradients on 2-frame inputs; those convolutions now run in float32 there."""
+    gradients on 2-frame inputs; a PromptedModel runs those convolutions in float32 there."""
     torch.manual_seed(0)
-    model = SlowFast(4, width=16, dropout=0.0)
+    model = PromptedModel(SlowFast(4, width=16, dropout=0.0), 4)
     clip, labels = torch.randn(4, 3, 8, 32, 32), torch.tensor([0, 1, 2, 3])
     grads = {}
     for name, bf16 in (("fp32", False), ("bf16", True)):
         model.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = nn.functional.cross_entropy(model(clip).float(), labels)
+            loss = nn.functional.cross_entropy(model(clip)[0].float(), labels)
         loss.backward()
         grads[name] = {n: p.grad.clone() for n, p in model.named_parameters() if "conv_a" in n}
     for name, grad in grads["bf16"].items():
         assert torch.isfinite(grad).all(), name
         assert (grad - grads["fp32"][name]).abs().max() <= 0.1 * grads["fp32"][name].abs().max() + 1e-3, name
-    assert {type(m).__name__ for m in model.modules() if isinstance(m, nn.Conv3d) and m.kernel_size[0] > 1} == {
-        "ShortClipConv3d"
-    }
+
+
+def conv_under_bf16(frames: int) -> tuple[nn.Conv3d, dict]:
+    """One bf16-autocast step of a prompted r3d_18 on ``frames`` frames at 32 px, with the input, output dtype and
+    output gradient of its third stage's first temporal convolution (2 frames in for an 8-frame clip)."""
+    torch.manual_seed(0)
+    model = PromptedModel(TorchvisionVideo(4, name="r3d_18"), 4)
+    conv, seen = model.backbone.net.layer3[0].conv2[0], {}
+    conv.register_forward_hook(lambda m, args, out: seen.update(x=args[0].detach(), out=out.dtype))
+    conv.register_full_backward_hook(lambda m, grad_in, grad_out: seen.update(grad_out=grad_out[0].detach()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(torch.randn(2, 3, frames, 32, 32))[0]
+    logits.float().logsumexp(1).sum().backward()
+    return conv, seen
+
+
+def test_any_backbone_runs_temporal_convolutions_on_too_short_inputs_in_float32():
+    """The fault is not SlowFast's: r3d_18's third stage got 6e35 weight gradients under bf16 on a CPU without AMX
+    (CI; here with ONEDNN_MAX_CPU_ISA=AVX512_CORE). Its weight gradient is now float32's for the same input."""
+    conv, seen = conv_under_bf16(frames=8)
+    assert seen["x"].shape[2] == 2 < conv.kernel_size[0] and seen["x"].dtype == seen["out"] == torch.float32
+    expected = torch.nn.grad.conv3d_weight(seen["x"], conv.weight.shape, seen["grad_out"].float(), padding=1)
+    torch.testing.assert_close(conv.weight.grad, expected, rtol=1e-5, atol=1e-7)
+    conv, seen = conv_under_bf16(frames=16)  # 4 frames >= the kernel: bf16 as autocast wants
+    assert seen["x"].dtype == seen["out"] == torch.bfloat16
+    assert torch.is_autocast_enabled("cpu") is False  # the hooks left no autocast state behind
+
+
+def test_the_guard_keeps_names_classes_and_pickling():
+    import pickle
+
+    from vmp_lightning.backbones.short_clips import guard_short_clips
+
+    backbone = TorchvisionVideo(4, name="r3d_18")
+    names, classes = list(backbone.state_dict()), [type(m) for m in backbone.modules()]
+    model = PromptedModel(backbone, 4)
+    guard_short_clips(model)  # twice: still one pair of hooks
+    assert list(backbone.state_dict()) == names and [type(m) for m in backbone.modules()] == classes
+    assert len(backbone.net.layer3[0].conv2[0]._forward_pre_hooks) == 1
+    clone = pickle.loads(pickle.dumps(model))
+    clip = torch.randn(1, 3, 8, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(clone(clip)[0], model(clip)[0])

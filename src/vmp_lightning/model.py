@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 from torch import Tensor, nn
 
 from vmp_lightning.backbones.checkpoints import LoadReport, load_weights
+from vmp_lightning.backbones.short_clips import guard_short_clips
 from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import MotionPrompt, PowerNorm
 
@@ -82,7 +83,7 @@ class PromptedModel(nn.Module):
         head: str | None = None,
     ) -> None:
         super().__init__()
-        self.backbone, self.num_classes = backbone, num_classes
+        self.backbone, self.num_classes = guard_short_clips(backbone), num_classes
         self.head_name = head or find_head(backbone, num_classes)
         sites = backbone.prompt_sites if isinstance(backbone, PromptSites) else (INPUT_SITE,)
         chosen = list(sites if vmp_sites is None else vmp_sites)

@@ -269,15 +269,18 @@ class VideoClassifier(L.LightningModule):
         return self.trainer.strategy.reduce(value, reduce_op="max") if self._trainer is not None else value
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """A finite loss can still give non-finite gradients (seen: bf16 on CPU, SlowFast's slow-pathway convolutions
-        on 2-frame clips): stop before they reach the weights, or (``skip``) drop them, so the step changes nothing."""
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        """A finite loss can still give non-finite gradients (seen: bf16 on CPU, temporal convolutions on inputs
+        shorter than their kernel, before `guard_short_clips`): stop before they reach the weights, or (``skip``)
+        drop them, so the step changes nothing. A finite gradient whose norm overflows counts as non-finite."""
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        grads = [p.grad for p in params]
         if not grads or getattr(self.trainer.precision_plugin, "scaler", None) is not None:
             return  # 16-mixed: the gradient scaler skips overflowing steps itself, by design
         norms = torch.stack(torch._foreach_norm(grads))
         if not self._max_over_ranks((~torch.isfinite(norms)).any().float()):
             return
-        bad = [name for name, p in self.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+        names = {p: name for name, p in self.named_parameters()}
+        bad = [names.get(p, "?") for p, norm in zip(params, norms, strict=True) if not torch.isfinite(norm)]
         where = f"non-finite gradients at epoch {self.current_epoch}, step {self.global_step} in {bad[:3]}"
         if self.hparams.get("on_nonfinite_loss", "raise") == "skip":
             self.skipped_batches += 1

@@ -28,19 +28,6 @@ from vmp_lightning.backbones.pyslowfast import slowfast_from_pyslowfast
 from vmp_lightning.prompt import MotionPrompt
 
 
-class ShortClipConv3d(nn.Conv3d):
-    """A Conv3d that runs in float32 on the CPU under autocast when its input holds fewer frames than its temporal
-    kernel: PyTorch's bf16 CPU convolution gives wrong weight gradients there (inf, NaN or 1e38 where float32 gives
-    ~20, measured with torch 2.14 for 2 frames and a kernel of 3), which SlowFast's slow pathway meets on short
-    clips. Same parameters and names as the Conv3d it replaces."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and x.shape[2] < self.kernel_size[0]:
-            with torch.autocast("cpu", enabled=False):
-                return super().forward(x.float())
-        return super().forward(x)
-
-
 def prompts_of_pairs(layer: MotionPrompt, clip: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
     """The prompts and maps of frames ``index + 1`` of ``clip``, each from its pair (``index``, ``index + 1``): the
     same values as ``layer(clip)`` at ``index``, computing only those pairs."""
@@ -92,9 +79,6 @@ class SlowFast(nn.Module):
         pools = self.net.blocks[-2].pool  # one AvgPool3d per pathway, sized for a reference input
         for index in range(len(pools)):
             pools[index] = nn.AdaptiveAvgPool3d(1)
-        for module in self.net.modules():
-            if type(module) is nn.Conv3d and module.kernel_size[0] > 1:
-                module.__class__ = ShortClipConv3d
 
     def pathways(self, clip: Tensor, prompts: Mapping[str, MotionPrompt]) -> tuple[list[Tensor], dict[str, Tensor]]:
         """The slow and fast inputs (see the module docstring) and the attention maps of each prompted pathway."""
