@@ -7,8 +7,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
@@ -63,3 +63,41 @@ class LatestCheckpoint(ModelCheckpoint):
             f"{what}: stopped at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}\n"
             f"resume with: vmp-lightning fit{config} --ckpt_path {path}"
         )
+
+
+class PredictionWriter(BasePredictionWriter):
+    """What ``vmp-lightning predict`` writes into the run folder (a run's own when ``--ckpt_path`` is one of its
+    checkpoints): ``predictions.csv`` (video_id, view, label, logit_0 .. logit_{K-1}, one row per clip view) and
+    ``predictions.pt`` (the same as tensors); ``_rank<r>`` files per process under DDP."""
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="epoch")
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        import csv
+
+        from vmp_lightning.loggers import run_directory
+
+        several_loaders = predictions and isinstance(predictions[0], list)
+        batches = [b for loader in predictions for b in loader] if several_loaders else predictions
+        if not batches:
+            return
+        logits = torch.cat([b["logits"] for b in batches])
+        record = {
+            "video_id": [v for b in batches for v in b["video_id"]],
+            "view": torch.cat([b["view"] for b in batches]),
+            "label": torch.cat([b["label"] for b in batches]),
+            "logits": logits,
+        }
+        suffix = f"_rank{trainer.global_rank}" if trainer.world_size > 1 else ""
+        folder = run_directory(trainer)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(record, folder / f"predictions{suffix}.pt")
+        with (folder / f"predictions{suffix}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["video_id", "view", "label", *(f"logit_{k}" for k in range(logits.shape[1]))])
+            columns = (record["video_id"], record["view"].tolist(), record["label"].tolist(), logits.tolist())
+            rows = zip(*columns, strict=True)
+            for video_id, view, label, row in rows:
+                writer.writerow([video_id, view, label, *(f"{v:.6g}" for v in row)])
+        rank_zero_info(f"Predictions written to {folder / f'predictions{suffix}.csv'}")

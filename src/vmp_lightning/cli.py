@@ -13,9 +13,9 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from vmp_lightning.backbones.checkpoints import check_checkpoint_file
-from vmp_lightning.callbacks import LatestCheckpoint
+from vmp_lightning.callbacks import LatestCheckpoint, PredictionWriter
 from vmp_lightning.data.datamodule import VideoDataModule
-from vmp_lightning.loggers import run_directory
+from vmp_lightning.loggers import AutoWandbLogger, run_directory, write_run_metrics
 from vmp_lightning.module import VideoClassifier, restoring_from_checkpoint
 from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import MotionPrompt
@@ -37,7 +37,8 @@ def extra_frames(vmp: bool) -> int:
 
 class RunConfigSaver(SaveConfigCallback):
     """Saves the full config as ``config.yaml`` in the run's own folder, beside its checkpoints, so runs that
-    share a ``save_dir`` never overwrite each other's config."""
+    share a ``save_dir`` never overwrite each other's config; every logger gets the whole config (data, trainer,
+    seed, model) as hyper-parameters, and a W&B run the file itself."""
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         folder = run_directory(trainer)
@@ -45,6 +46,11 @@ class RunConfigSaver(SaveConfigCallback):
         path = folder / self.config_filename
         self.parser.save(self.config, str(path), skip_unset=False, overwrite=True, multifile=self.multifile)
         rank_zero_info(f"Config saved to {path}")
+        whole = {k: v for k, v in self.config.clone().as_dict().items() if k not in ("config", "__path__")}
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": whole})
+            if isinstance(logger, AutoWandbLogger):
+                logger.upload(path)
 
 
 RUN_ID_VARIABLE = "VMP_LIGHTNING_RUN_ID"  # how the processes that DDP starts learn their parent's run
@@ -75,20 +81,28 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
-def place_run(config) -> Path | None:
+def place_run(config, subcommand: str = "fit") -> Path | None:
     """Give a ``fit`` its own folder (checkpoints, config, the W&B run id) whatever the logger: a new run gets a
-    new one, ``--ckpt_path <run>/checkpoints/last.ckpt`` continues that run's folder and W&B run."""
+    new one, ``--ckpt_path <run>/checkpoints/last.ckpt`` continues that run's folder and W&B run. With a W&B
+    logger, ``test``, ``validate`` and ``predict`` of a run's checkpoint continue that run's folder and W&B run."""
     trainer = config.trainer
     resumed = run_id_of_checkpoint(config.get("ckpt_path"))
+    if subcommand != "fit" and not resumed:
+        return None
     run_id = resumed or new_run_id()
     os.environ[RUN_ID_VARIABLE] = run_id
     logger = trainer.get("logger")
     init_args = logger.get("init_args") if hasattr(logger, "get") else None
     if logger in (None, False):
+        if subcommand != "fit":
+            return None  # no run to continue: outputs go where default_root_dir says
         run = Path(trainer.get("default_root_dir") or ".") / "runs" / run_id
     elif init_args is not None and "WandbLogger" in str(logger.get("class_path")):
         init_args.id, init_args.resume = run_id, "allow"
         run = Path(init_args.get("save_dir") or ".") / str(init_args.get("project") or "lightning_logs") / run_id
+        if resumed:  # the run's W&B project and folder, wherever this command's defaults point
+            init_args.save_dir = str(Path(config.ckpt_path).parents[3])
+            init_args.project = Path(config.ckpt_path).parents[2].name
     else:  # another logger: it names its own folder
         if init_args is not None and "version" in init_args and init_args.version is None:
             init_args.version = run_id
@@ -104,6 +118,12 @@ class VMPLightningCLI(LightningCLI):
     the number of classes and the normalisation; the model is told both (linked arguments)."""
 
     def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="fit only: then test the best checkpoint in the same run (same folder, same W&B run)",
+        )
         parser.link_arguments("model.init_args.vmp", "data.init_args.extra_frames", compute_fn=extra_frames)
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments(  # as a plain dict, so saved hyper-parameters stay plain YAML
@@ -140,11 +160,29 @@ class VMPLightningCLI(LightningCLI):
             isinstance(c, LatestCheckpoint) for c in trainer.callbacks
         ):
             trainer.callbacks.append(LatestCheckpoint())
+        if self.subcommand == "predict" and not any(isinstance(c, PredictionWriter) for c in trainer.callbacks):
+            trainer.callbacks.append(PredictionWriter())
         return trainer
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand == "fit":
-            place_run(self.config["fit"])
+        if self.subcommand:
+            config = self.config[self.subcommand]
+            place_run(config, self.subcommand)
+            follow_data_frames(config)
+
+    def after_fit(self) -> None:
+        """With ``--test_after_fit``: test the best checkpoint (the last weights when none is monitored) in the
+        same run; then write the run's final metrics beside its checkpoints (``metrics.json``)."""
+        trainer = self.trainer
+        if trainer.interrupted or trainer.fast_dev_run:
+            return
+        val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        test: dict[str, float] = {}
+        if self.config["fit"].get("test_after_fit"):
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+            test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        write_run_metrics(trainer, val, test)
 
     def instantiate_classes(self) -> None:
         """With ``--ckpt_path`` the model's weights come from that checkpoint, not from ``init_checkpoint``."""
@@ -154,6 +192,18 @@ class VMPLightningCLI(LightningCLI):
                 super().instantiate_classes()
         else:
             super().instantiate_classes()
+
+
+def follow_data_frames(config) -> None:
+    """A backbone sized for a number of frames (TimeSformer's time embedding) is built for the data's
+    ``num_frames``: the two are one setting, so a sweep over frames cannot leave them apart."""
+    backbone = config.get("model", {}).get("init_args", {}).get("backbone")
+    init_args = backbone.get("init_args") if hasattr(backbone, "get") else None
+    frames = config.get("data", {}).get("init_args", {}).get("num_frames")
+    if init_args is None or frames is None or "num_frames" not in init_args or init_args.num_frames == frames:
+        return
+    rank_zero_info(f"model.backbone.num_frames {init_args.num_frames} -> {frames}: follows data.num_frames")
+    init_args.num_frames = frames
 
 
 def model_settings(config) -> dict:

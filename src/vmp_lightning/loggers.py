@@ -5,10 +5,11 @@ from __future__ import annotations
 import netrc
 import os
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 
 def wandb_credentials_available() -> bool:
@@ -25,8 +26,11 @@ def wandb_credentials_available() -> bool:
 class AutoWandbLogger(WandbLogger):
     """`WandbLogger` that goes offline by itself when no W&B account is configured (``offline=None``).
 
-    ``WANDB_MODE`` (``online`` / ``offline`` / ``disabled``) still wins, as W&B users expect. ``id`` and
-    ``resume`` go to ``wandb.init``: the CLI sets them so that a resumed fit continues its W&B run.
+    ``WANDB_MODE`` (``online`` / ``offline`` / ``disabled``) still wins, as W&B users expect (Lightning's own
+    logger turns ``disabled`` into an offline run). ``id`` and ``resume`` go to ``wandb.init``: the CLI sets them so
+    that a resumed fit, and a test of its checkpoint, continue its W&B run. ``init_options`` passes any further
+    ``wandb.init`` keyword (``settings``, ``config_exclude_keys``, ...); ``log_model`` uploads checkpoints as
+    artifacts (online only: an offline run cannot).
     """
 
     def __init__(
@@ -37,14 +41,23 @@ class AutoWandbLogger(WandbLogger):
         entity: str | None = None,
         group: str | None = None,
         tags: list[str] | None = None,
+        notes: str | None = None,
+        job_type: str | None = None,
         offline: bool | None = None,
         log_model: bool | str = False,
         id: str | None = None,
         resume: str | None = None,
+        init_options: dict[str, Any] | None = None,
     ) -> None:
         mode = os.environ.get("WANDB_MODE")
         if offline is None:
-            offline = mode in ("offline", "disabled") or (mode != "online" and not wandb_credentials_available())
+            offline = mode == "offline" or (mode not in ("online", "disabled") and not wandb_credentials_available())
+        extra = dict(init_options or {})
+        if mode == "disabled":
+            offline, extra["mode"] = False, "disabled"
+        if offline and log_model:
+            rank_zero_warn("W&B runs offline: checkpoints are not uploaded as artifacts (log_model ignored)")
+            log_model = False
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         super().__init__(
             name=name,
@@ -53,13 +66,22 @@ class AutoWandbLogger(WandbLogger):
             entity=entity,
             group=group,
             tags=tags,
+            notes=notes,
+            job_type=job_type,
             offline=offline,
             log_model=log_model,
             id=id,
             **({"resume": resume} if resume else {}),
+            **extra,
         )
         self.offline = offline
         self._sync_hint_shown = False
+
+    def upload(self, path: Path) -> None:
+        """Attach a file of the run folder (the resolved config, the metrics) to the W&B run."""
+        if os.environ.get("WANDB_MODE") != "disabled":
+            # under the run id: W&B keeps its own config.yaml in the run files
+            self.experiment.save(str(path), base_path=str(path.parent.parent), policy="now")
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
@@ -89,3 +111,40 @@ def run_directory(trainer: L.Trainer) -> Path:
     if logger is not None and getattr(logger, "log_dir", None):
         return Path(logger.log_dir)
     return Path(trainer.default_root_dir)
+
+
+METRICS_FILE = "metrics.json"
+
+
+def write_run_metrics(trainer: L.Trainer, val: dict[str, float], test: dict[str, float]) -> Path | None:
+    """``metrics.json`` in the run folder: the last validation and the test metrics, the best checkpoint and its
+    score, the epochs and steps done and the W&B run (what the harness's tables read). Rank zero only."""
+    if not trainer.is_global_zero:
+        return None
+    import json
+
+    callback = trainer.checkpoint_callback
+    wandb_logger = next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
+    url = None
+    if wandb_logger is not None and wandb_logger._experiment is not None:
+        url = getattr(wandb_logger.experiment, "url", None)
+    best = getattr(callback, "best_model_score", None)
+    record = {
+        "run_id": os.environ.get("VMP_LIGHTNING_RUN_ID"),
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "best_checkpoint": getattr(callback, "best_model_path", "") or None,
+        "best_score": None if best is None else float(best),
+        "monitor": getattr(callback, "monitor", None),
+        "val": val,
+        "test": test,
+        "wandb_url": url,
+    }
+    folder = run_directory(trainer)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / METRICS_FILE
+    path.write_text(json.dumps(record, indent=1))
+    rank_zero_info(f"Run metrics written to {path}")
+    if isinstance(wandb_logger, AutoWandbLogger) and wandb_logger._experiment is not None:
+        wandb_logger.upload(path)
+    return path

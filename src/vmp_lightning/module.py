@@ -184,8 +184,14 @@ class VideoClassifier(L.LightningModule):
                     group["weight_decay"] = self.hparams.prompt_weight_decay
         if self.scheduler_factory is None:
             return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        epochs = self.trainer.max_epochs if self._trainer is not None and self.trainer.max_steps == -1 else None
+        if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR) and epochs and scheduler.T_max != epochs:
+            # One setting, not two kept equal by hand: a sweep over epochs must not break the schedule.
+            rank_zero_info(f"lr_scheduler.T_max {scheduler.T_max} -> {epochs}: the cosine follows trainer.max_epochs")
+            scheduler.T_max = epochs
         # named "lr", LearningRateMonitor logs each group as lr/backbone, lr/prompt
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "name": "lr"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "name": "lr"}}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A checkpoint for another number of classes is a clear error; checkpoints of version 0.1 held the backbone
@@ -202,9 +208,20 @@ class VideoClassifier(L.LightningModule):
             checkpoint["state_dict"] = {f"model.{key}": value for key, value in state.items()}
 
     def on_fit_start(self) -> None:
-        if self.checkpoint_report is not None and self.logger is not None:
-            counts = {f"init_checkpoint/{k}": v for k, v in self.checkpoint_report.counts().items()}
-            self.logger.log_hyperparams({**counts, "init_checkpoint/fraction": self.checkpoint_report.fraction})
+        logged: dict[str, Any] = {}
+        if self.checkpoint_report is not None:
+            logged = {f"init_checkpoint/{k}": v for k, v in self.checkpoint_report.counts().items()}
+            logged["init_checkpoint/fraction"] = self.checkpoint_report.fraction
+        batch = getattr(self.trainer.datamodule, "batch_size", None)
+        if batch:  # what the learning rate is tuned for: processes x batch x accumulation
+            processes, accumulate = self.trainer.world_size, self.trainer.accumulate_grad_batches
+            logged["effective_batch_size"] = processes * batch * accumulate
+            rank_zero_info(
+                f"effective batch {logged['effective_batch_size']} = {processes} processes x batch {batch} x "
+                f"{accumulate} accumulated"
+            )
+        if self.logger is not None and logged:
+            self.logger.log_hyperparams(logged)
 
     def _loss(self, batch: dict, stage: str) -> tuple[Tensor, Tensor]:
         """Logits and ``CE + lambda_v * V`` of a batch, logging the terms."""
