@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import h5py
-import numpy as np
 import pytest
 import torch
 
@@ -19,24 +15,7 @@ from vmp_lightning.data import (
     read_mpii_cooking2,
 )
 from vmp_lightning.data.datasets.mpii_cooking2 import prepare_mpii_cooking2
-
-
-def write_mat73(path: Path, fields: dict[str, list]) -> None:
-    """A MATLAB v7.3 file as MATLAB writes one: HDF5 with a 512-byte header, cell arrays of strings as object
-    references to uint16 character arrays under #refs#, numbers as float64 column vectors."""
-    with h5py.File(path, "w", userblock_size=512) as handle:
-        annos, refs = handle.create_group("annos"), handle.create_group("#refs#")
-        for key, values in fields.items():
-            if isinstance(values[0], str):
-                references = []
-                for i, text in enumerate(values):
-                    chars = np.frombuffer(text.encode("utf-16-le"), dtype="<u2").reshape(-1, 1)
-                    references.append(refs.create_dataset(f"{key}_{i}", data=chars).ref)
-                annos.create_dataset(key, data=np.array(references, dtype=h5py.ref_dtype).reshape(-1, 1))
-            else:
-                annos.create_dataset(key, data=np.asarray(values, dtype=np.float64).reshape(-1, 1))
-    with path.open("r+b") as handle:
-        handle.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 .")
+from vmp_lightning.harness.smoke import write_mat73
 
 
 @pytest.fixture

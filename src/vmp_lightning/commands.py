@@ -7,6 +7,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -15,6 +16,7 @@ from vmp_lightning.backbones.checkpoints import CheckpointFileError, CheckpointM
 from vmp_lightning.cli import build_cli
 from vmp_lightning.data.annotations import DatasetLayoutError
 from vmp_lightning.data.video import VideoDecodeError
+from vmp_lightning.harness.manifest import ManifestError
 from vmp_lightning.module import NonFiniteLossError
 
 
@@ -59,10 +61,80 @@ def check_videos(argv: list[str]) -> None:
         sys.exit(1)
 
 
+def reproduce(argv: list[str]) -> None:
+    """`vmp-lightning reproduce <manifest> [--only PATTERNS] [--data-root DIR] [--ckpt-root DIR] [--devices N]
+    [--precision P] [--smoke] [--dry-run] [-- extra fit flags]`: fit, then test, every run of an experiment
+    manifest (experiments/table2.yaml), skipping finished runs and resuming interrupted ones; then write its table.
+    Exits with 1 when a run failed."""
+    from vmp_lightning.harness.manifest import load_manifest
+    from vmp_lightning.harness.reproduce import Options
+    from vmp_lightning.harness.reproduce import reproduce as run_all
+    from vmp_lightning.harness.table import write_table
+
+    parser = argparse.ArgumentParser(prog="vmp-lightning reproduce", description=reproduce.__doc__)
+    parser.add_argument("manifest")
+    parser.add_argument("--only", default=None, help="comma-separated parts of run names (timesformer,hmdb51_s1)")
+    parser.add_argument("--out", default="experiments/runs", help="where the run folders go")
+    parser.add_argument("--results", default="experiments/results", help="where the table goes")
+    parser.add_argument("--data-root", default=None, help="folder holding each dataset's folder")
+    parser.add_argument("--ckpt-root", default=None, help="folder holding the pretrained checkpoints")
+    parser.add_argument("--devices", default=None, help="trainer.devices for every run (>1: DDP subprocesses)")
+    parser.add_argument("--precision", default=None, help="trainer.precision for every run")
+    parser.add_argument("--smoke", action="store_true", help="synthetic videos, tiny models, one short epoch")
+    parser.add_argument("--dry-run", action="store_true", help="print each run's command, run nothing")
+    own, _, extra = _split_at_double_dash(argv)
+    args = parser.parse_args(own)
+    manifest = load_manifest(args.manifest)
+    out = Path(args.out) / ("smoke" if args.smoke else "")
+    options = Options(
+        out=out,
+        data_root=Path(args.data_root) if args.data_root else None,
+        ckpt_root=Path(args.ckpt_root) if args.ckpt_root else None,
+        devices=args.devices,
+        precision=args.precision,
+        smoke=args.smoke,
+        dry_run=args.dry_run,
+        extra=tuple(extra),
+    )
+    status = run_all(manifest, options, args.only)
+    if not args.dry_run:
+        results = Path(args.results) / ("smoke" if args.smoke else "")
+        md, _ = write_table(manifest, out, results)
+        print(md.read_text())
+        print(f"table written to {md} and {md.with_suffix('.csv')}")
+    if any(state.startswith("failed") for state in status.values()):
+        sys.exit(1)
+
+
+def table(argv: list[str]) -> None:
+    """`vmp-lightning table <manifest> [--out experiments/runs] [--results experiments/results]`: the runs' test
+    metrics beside the paper's, laid out like the paper's table (Markdown and CSV)."""
+    from vmp_lightning.harness.manifest import load_manifest
+    from vmp_lightning.harness.table import write_table
+
+    parser = argparse.ArgumentParser(prog="vmp-lightning table", description=table.__doc__)
+    parser.add_argument("manifest")
+    parser.add_argument("--out", default="experiments/runs", help="the run folders")
+    parser.add_argument("--results", default="experiments/results")
+    args = parser.parse_args(argv)
+    md, csv_path = write_table(load_manifest(args.manifest), Path(args.out), Path(args.results))
+    print(md.read_text())
+    print(f"table written to {md} and {csv_path}")
+
+
+def _split_at_double_dash(argv: list[str]) -> tuple[list[str], bool, list[str]]:
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], True, argv[cut + 1 :]
+    return argv, False, []
+
+
 PROJECT_COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "demo": demo.main,
     "prepare": prepare,
     "check-videos": check_videos,
+    "reproduce": reproduce,
+    "table": table,
 }
 
 
@@ -77,6 +149,7 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(128 + signal.SIGTERM)
     except (
         DatasetLayoutError,
+        ManifestError,
         VideoDecodeError,
         CheckpointFileError,
         CheckpointMismatchError,

@@ -1,0 +1,160 @@
+"""Experiment manifests: the runs of a paper table, each composed from config files plus a few settings.
+
+A manifest (``experiments/table2.yaml``) names datasets and models; every (model, dataset) pair is one run whose
+config is the concatenation, in order, of the manifest's ``configs``, the dataset's and the model's (a model may
+``extends`` another and add files and settings). Config paths are relative to the manifest's folder or its parent
+(the repository). ``paper`` holds the published top-1 / top-5 of each run, ``columns`` the table's layout, and
+``smoke`` the overrides of the end-to-end check on synthetic videos (tiny widths, one epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read: the message names the file and the entry."""
+
+
+def as_flags(settings: dict[str, Any] | None) -> list[str]:
+    """``{"model.init_args.vmp": True}`` -> ``["--model.init_args.vmp=true"]`` (values as YAML / JSON)."""
+    flags = []
+    for key, value in (settings or {}).items():
+        if isinstance(value, bool):
+            text = str(value).lower()
+        elif value is None:
+            text = "null"
+        elif isinstance(value, (list, dict)):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        flags.append(f"--{key}={text}")
+    return flags
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a manifest: ``<model>/<dataset>``."""
+
+    manifest: str
+    model: str
+    dataset: str
+    configs: tuple[str, ...]
+    settings: dict[str, Any]
+    backbone: str  # the model's base (``extends`` chain root): SlowFast, X3D, TimeSformer rows share one
+    data_root: str | None = None  # the dataset's folder under DATA_ROOT
+    checkpoint: str | None = None  # the pretrained file under CKPT_ROOT
+    checkpoint_source: str | None = None
+    init_from: str | None = None  # a model of the same manifest whose best checkpoint (same dataset) starts this run
+    vmp: bool = False
+    paper: tuple[float | None, float | None] = (None, None)
+    smoke_settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}/{self.dataset}"
+
+    @property
+    def tags(self) -> list[str]:
+        return [self.backbone, self.dataset, "vmp" if self.vmp else "baseline"]
+
+    def flags(self, smoke: bool = False) -> list[str]:
+        """The config files and settings as ``vmp-lightning fit`` arguments."""
+        merged = {**self.settings, **(self.smoke_settings if smoke else {})}
+        return [*(f"--config={path}" for path in self.configs), *as_flags(merged)]
+
+
+@dataclass
+class Manifest:
+    path: Path
+    name: str
+    title: str
+    runs: list[Run]
+    rows: list[tuple[str, str]]  # (model, title) in table order
+    columns: list[dict[str, Any]]
+    smoke_layouts: dict[str, str]  # dataset -> synthetic layout (hmdb51, finegym, mpii_cooking2)
+
+    def select(self, only: str | None) -> list[Run]:
+        """Runs whose name contains one of the comma-separated patterns (all runs when empty)."""
+        patterns = [p.strip() for p in (only or "").split(",") if p.strip()]
+        chosen = [r for r in self.runs if not patterns or any(p in r.name for p in patterns)]
+        if patterns and not chosen:
+            raise ManifestError(f"{self.path}: no run matches ONLY={only!r}; runs are e.g. {self.runs[0].name}")
+        return chosen
+
+    def run(self, model: str, dataset: str) -> Run:
+        return next(r for r in self.runs if r.model == model and r.dataset == dataset)
+
+
+def _resolve(path: str, manifest: Path) -> str:
+    for base in (manifest.parent, manifest.parent.parent):
+        if (base / path).is_file():
+            return os.path.normpath(base / path)
+    raise ManifestError(f"{manifest}: config file {path} not found next to the manifest or in its parent folder")
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest {path} not found")
+    spec = yaml.safe_load(path.read_text()) or {}
+    for key in ("name", "datasets", "models", "columns"):
+        if key not in spec:
+            raise ManifestError(f"{path}: needs a '{key}' entry")
+    smoke = spec.get("smoke") or {}
+    models: dict[str, dict[str, Any]] = {}
+    for model, entry in spec["models"].items():  # resolve `extends` (parents are listed first)
+        entry = dict(entry or {})
+        parent = entry.pop("extends", None)
+        if parent is not None and parent not in models:
+            raise ManifestError(f"{path}: model {model} extends {parent}, which is not listed before it")
+        base = models.get(parent, {"configs": [], "settings": {}, "backbone": model})
+        models[model] = {
+            **base,
+            **{k: v for k, v in entry.items() if k not in ("configs", "settings")},
+            "configs": [*base["configs"], *entry.get("configs", [])],
+            "settings": {**base["settings"], **(entry.get("settings") or {})},
+            "backbone": base["backbone"],
+        }
+    runs = []
+    for model, entry in models.items():
+        for dataset, data in spec["datasets"].items():
+            data = data or {}
+            configs = [*spec.get("configs", []), *data.get("configs", []), *entry["configs"]]
+            settings = {**(data.get("settings") or {}), **entry["settings"]}
+            paper = (spec.get("paper") or {}).get(model, {}).get(dataset) or []
+            paper = tuple(paper) + (None,) * (2 - len(paper))
+            smoke_settings = {
+                **(smoke.get("settings") or {}),
+                **((smoke.get("datasets") or {}).get(dataset) or {}),
+                **((smoke.get("backbones") or {}).get(entry["backbone"]) or {}),
+            }
+            runs.append(
+                Run(
+                    manifest=spec["name"],
+                    model=model,
+                    dataset=dataset,
+                    configs=tuple(_resolve(c, path) for c in configs),
+                    settings=settings,
+                    backbone=entry["backbone"],
+                    data_root=data.get("root"),
+                    checkpoint=entry.get("checkpoint"),
+                    checkpoint_source=entry.get("checkpoint_source"),
+                    init_from=entry.get("init_from"),
+                    vmp=bool(settings.get("model.init_args.vmp", False)),
+                    paper=paper[:2],
+                    smoke_settings=smoke_settings,
+                )
+            )
+    for run in runs:
+        if run.init_from is not None and run.init_from not in models:
+            raise ManifestError(f"{path}: {run.model} starts from {run.init_from}, which is not a model here")
+    rows = [(model, entry.get("title", model)) for model, entry in models.items()]
+    layouts = {d: (v or {}).get("smoke_layout", d) for d, v in spec["datasets"].items()}
+    return Manifest(path, spec["name"], spec.get("title", spec["name"]), runs, rows, spec["columns"], layouts)

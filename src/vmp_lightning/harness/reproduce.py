@@ -1,0 +1,153 @@
+"""`vmp-lightning reproduce <manifest>`: fit then test every run of a manifest, resumable.
+
+Each run lives in ``<out>/<manifest>/<model>/<dataset>/`` (its W&B ``save_dir``). A run with a ``metrics.json``
+holding test metrics is done and skipped; one with a ``last.ckpt`` resumes from it; a failed run is reported and
+the others go on. Single-device runs execute in this process (fast); multi-device runs as ``vmp-lightning fit``
+subprocesses, since DDP re-launches the command it was started with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmp_lightning.harness.manifest import Manifest, Run
+from vmp_lightning.harness.smoke import write_smoke_datasets
+from vmp_lightning.loggers import METRICS_FILE
+
+
+@dataclass
+class Options:
+    out: Path
+    data_root: Path | None = None
+    ckpt_root: Path | None = None
+    devices: str | None = None
+    precision: str | None = None
+    smoke: bool = False
+    dry_run: bool = False
+    extra: tuple[str, ...] = ()
+
+
+def run_folder(out: Path, run: Run) -> Path:
+    return Path(out) / run.manifest / run.model / run.dataset
+
+
+def run_metrics(folder: Path) -> dict | None:
+    """The newest ``metrics.json`` of a run folder that holds test metrics (None: not done)."""
+    records = [json.loads(p.read_text()) | {"path": str(p)} for p in Path(folder).glob(f"**/{METRICS_FILE}")]
+    done = [r for r in records if r.get("test")]
+    return max(done, key=lambda r: Path(r["path"]).stat().st_mtime) if done else None
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = sorted(Path(folder).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+class RunNotReady(RuntimeError):
+    """A run that cannot start: its pretrained file is missing, or the run it starts from is not done."""
+
+
+def fit_arguments(manifest: Manifest, run: Run, options: Options) -> list[str]:
+    """The ``vmp-lightning fit`` argument list of a run (resuming it when it was interrupted)."""
+    folder = run_folder(options.out, run)
+    args = [
+        "fit",
+        *run.flags(options.smoke),
+        f"--trainer.default_root_dir={folder}",
+        f"--trainer.logger.init_args.save_dir={folder}",
+        f"--trainer.logger.init_args.name={run.manifest}/{run.name}",
+        f"--trainer.logger.init_args.group={run.manifest}/{run.model}",
+        f"--trainer.logger.init_args.tags={json.dumps(run.tags)}",
+        "--test_after_fit=true",
+    ]
+    data_root = options.data_root if not options.smoke else options.out / "smoke-data"
+    if data_root is not None and run.data_root:
+        layout = manifest.smoke_layouts[run.dataset] if options.smoke else run.data_root
+        args.append(f"--data.init_args.root={Path(data_root) / layout}")
+    if run.init_from is not None:
+        source = run_metrics(run_folder(options.out, manifest.run(run.init_from, run.dataset)))
+        if source is None or not source.get("best_checkpoint"):
+            raise RunNotReady(f"{run.name} starts from {run.init_from}/{run.dataset}, which is not done yet")
+        args.append(f"--model.init_args.init_checkpoint={source['best_checkpoint']}")
+    elif run.checkpoint and not options.smoke:
+        if options.ckpt_root is None:
+            raise RunNotReady(f"{run.name} starts from {run.checkpoint}: set CKPT_ROOT to the folder holding it")
+        path = Path(options.ckpt_root) / run.checkpoint
+        if not path.is_file():
+            source = f" (download: {run.checkpoint_source})" if run.checkpoint_source else ""
+            raise RunNotReady(f"{run.name}: pretrained checkpoint {path} not found{source}")
+        args.append(f"--model.init_args.init_checkpoint={path}")
+    if options.devices:
+        args.append(f"--trainer.devices={options.devices}")
+    if options.precision:
+        args.append(f"--trainer.precision={options.precision}")
+    args.extend(options.extra)
+    last = latest_checkpoint(folder)
+    if last is not None:
+        args.append(f"--ckpt_path={last}")
+    return args
+
+
+def _execute(args: list[str], devices: str | None) -> int:
+    if devices not in (None, "", "1"):
+        return subprocess.call([sys.executable, "-m", "vmp_lightning", *args])
+    from vmp_lightning.commands import main
+
+    try:
+        main(args)
+        return 0
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    except Exception:  # a bug or a library error in one run must not stop the others
+        traceback.print_exc()
+        return 1
+    finally:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.run.finish()
+
+
+def ordered(runs: list[Run]) -> list[Run]:
+    """Runs that start from another run's checkpoint go after all the others."""
+    return [r for r in runs if r.init_from is None] + [r for r in runs if r.init_from is not None]
+
+
+def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> dict[str, str]:
+    """Run the selected runs; returns run name -> ``done`` / ``skipped`` (done before) / ``failed: ...``."""
+    runs = ordered(manifest.select(only))
+    if options.smoke and not options.dry_run:
+        write_smoke_datasets(options.out / "smoke-data", {manifest.smoke_layouts[r.dataset] for r in runs})
+    status: dict[str, str] = {}
+    for index, run in enumerate(runs, 1):
+        head = f"[{index}/{len(runs)}] {manifest.name}/{run.name}"
+        if run_metrics(run_folder(options.out, run)) is not None:
+            status[run.name] = "skipped"
+            print(f"{head}: done before, skipped", flush=True)
+            continue
+        try:
+            args = fit_arguments(manifest, run, options)
+        except RunNotReady as error:
+            status[run.name] = f"failed: {error}"
+            print(f"{head}: {error}", flush=True)
+            continue
+        print(f"{head}: vmp-lightning {' '.join(args)}", flush=True)
+        if options.dry_run:
+            status[run.name] = "planned"
+            continue
+        code = _execute(args, options.devices)
+        done = code == 0 and run_metrics(run_folder(options.out, run)) is not None
+        status[run.name] = "done" if done else f"failed: exit code {code}"
+    counts = {key: sum(s.split(":")[0] == key for s in status.values()) for key in ("done", "skipped", "failed")}
+    print(f"{manifest.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
+    for name, state in status.items():
+        if state.startswith("failed"):
+            print(f"  {name}: {state}", flush=True)
+    os.environ.pop("VMP_LIGHTNING_RUN_ID", None)
+    return status

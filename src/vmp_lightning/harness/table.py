@@ -1,0 +1,82 @@
+"""`vmp-lightning table <manifest>`: the runs' test metrics laid out like the paper's table, beside its numbers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from vmp_lightning.harness.manifest import Manifest, ManifestError
+from vmp_lightning.harness.reproduce import run_folder, run_metrics
+
+METRICS = {"acc1": 0, "acc5": 1}  # index into a run's paper (top-1, top-5)
+
+
+def collect(manifest: Manifest, out: Path) -> list[dict]:
+    """One row per run: our top-1 / top-5 (%), the paper's, the differences, the run folder and W&B link."""
+    rows = []
+    for run in manifest.runs:
+        record = run_metrics(run_folder(out, run))
+        row = {"run": f"{manifest.name}/{run.name}", "model": run.model, "dataset": run.dataset}
+        row["status"] = "done" if record else "not run"
+        for metric, index in METRICS.items():
+            ours = record["test"].get(f"test/{metric}") if record else None
+            row[metric] = None if ours is None else round(100 * ours, 2)
+            row[f"paper_{metric}"] = run.paper[index]
+            both = row[metric] is not None and run.paper[index] is not None
+            row[f"diff_{metric}"] = round(row[metric] - run.paper[index], 2) if both else None
+        row["folder"] = str(Path(record["path"]).parent) if record else ""
+        row["wandb_url"] = (record or {}).get("wandb_url") or ""
+        rows.append(row)
+    return rows
+
+
+def _cell(values: list[dict], metric: str) -> str:
+    """``ours (paper, diff)`` of one run or the mean of several; ``not run`` until all are done."""
+    if any(v[metric] is None for v in values):
+        done = sum(v[metric] is not None for v in values)
+        return "not run" if not done else f"{done}/{len(values)} runs"
+    ours = sum(v[metric] for v in values) / len(values)
+    papers = [v[f"paper_{metric}"] for v in values]
+    text = f"{ours:.1f}"
+    if len(values) == 1 and values[0]["wandb_url"]:
+        text = f"[{text}]({values[0]['wandb_url']})"
+    if all(p is not None for p in papers):
+        paper = sum(papers) / len(papers)
+        text += f" ({paper:.1f}, {ours - paper:+.1f})"
+    return text
+
+
+def markdown(manifest: Manifest, rows: list[dict]) -> str:
+    by_key = {(r["model"], r["dataset"]): r for r in rows}
+    lines = [
+        f"# {manifest.title}",
+        "",
+        "Each cell: ours (paper, ours - paper), test top-1 / top-5 in %; `not run` until the run is done.",
+        "",
+        "| model | " + " | ".join(c["title"] for c in manifest.columns) + " |",
+        "|---" * (len(manifest.columns) + 1) + "|",
+    ]
+    for model, title in manifest.rows:
+        cells = []
+        for column in manifest.columns:
+            datasets = column.get("mean_of") or [column.get("dataset")]
+            try:
+                values = [by_key[(model, d)] for d in datasets]
+            except KeyError as error:
+                raise ManifestError(f"{manifest.path}: column {column['title']!r} names {error}") from None
+            cells.append(_cell(values, column.get("metric", "acc1")))
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(manifest: Manifest, out: Path, results: Path) -> tuple[Path, Path]:
+    """Write ``<results>/<manifest>.md`` and ``.csv``; returns both paths."""
+    rows = collect(manifest, out)
+    results.mkdir(parents=True, exist_ok=True)
+    md, table = results / f"{manifest.name}.md", results / f"{manifest.name}.csv"
+    md.write_text(markdown(manifest, rows))
+    with table.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return md, table
