@@ -122,6 +122,25 @@ def table(argv: list[str]) -> None:
     print(f"table written to {md} and {csv_path}")
 
 
+def sweep(argv: list[str]) -> None:
+    """`vmp-lightning sweep <sweep.yaml> [--max-trials N] [--out DIR] [--seed S] [-- extra fit flags]`: run a W&B
+    sweep file offline (grid and random as W&B draws them, bayes through Optuna), each trial a normal run in its
+    own folder; prints and writes (summary.csv) the table of trials, parameters and metric."""
+    from vmp_lightning.harness.sweep import run_sweep, summary_table
+
+    parser = argparse.ArgumentParser(prog="vmp-lightning sweep", description=sweep.__doc__)
+    parser.add_argument("sweep")
+    parser.add_argument("--max-trials", type=int, default=None, help="stop after N trials (random/bayes need it)")
+    parser.add_argument("--out", default="experiments/sweeps/runs", help="where the trial folders go")
+    parser.add_argument("--seed", type=int, default=0, help="of the random / bayes draws")
+    own, _, extra = _split_at_double_dash(argv)
+    args = parser.parse_args(own)
+    rows = run_sweep(args.sweep, args.out, args.max_trials, tuple(extra), args.seed)
+    print(summary_table(rows))
+    if rows:
+        print(f"summary written to {Path(rows[0]['folder']).parent / 'summary.csv'}")
+
+
 def _split_at_double_dash(argv: list[str]) -> tuple[list[str], bool, list[str]]:
     if "--" in argv:
         cut = argv.index("--")
@@ -135,6 +154,7 @@ PROJECT_COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "check-videos": check_videos,
     "reproduce": reproduce,
     "table": table,
+    "sweep": sweep,
 }
 
 

@@ -4,7 +4,8 @@ A manifest (``experiments/table2.yaml``) names datasets and models; every (model
 config is the concatenation, in order, of the manifest's ``configs``, the dataset's and the model's (a model may
 ``extends`` another and add files and settings). Config paths are relative to the manifest's folder or its parent
 (the repository). ``paper`` holds the published top-1 / top-5 of each run, ``columns`` the table's layout, and
-``smoke`` the overrides of the end-to-end check on synthetic videos (tiny widths, one epoch).
+``smoke`` the overrides of the end-to-end check on synthetic videos (tiny widths, one epoch), or the name of
+another manifest whose ``smoke`` to use; ``seeds`` repeats every run once per seed.
 """
 
 from __future__ import annotations
@@ -55,10 +56,11 @@ class Run:
     vmp: bool = False
     paper: tuple[float | None, float | None] = (None, None)
     smoke_settings: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None  # manifests with ``seeds`` repeat every run once per seed
 
     @property
     def name(self) -> str:
-        return f"{self.model}/{self.dataset}"
+        return f"{self.model}/{self.dataset}" + ("" if self.seed is None else f"/seed{self.seed}")
 
     @property
     def tags(self) -> list[str]:
@@ -67,6 +69,8 @@ class Run:
     def flags(self, smoke: bool = False) -> list[str]:
         """The config files and settings as ``vmp-lightning fit`` arguments."""
         merged = {**self.settings, **(self.smoke_settings if smoke else {})}
+        if self.seed is not None:
+            merged["seed_everything"] = self.seed
         return [*(f"--config={path}" for path in self.configs), *as_flags(merged)]
 
 
@@ -88,8 +92,8 @@ class Manifest:
             raise ManifestError(f"{self.path}: no run matches ONLY={only!r}; runs are e.g. {self.runs[0].name}")
         return chosen
 
-    def run(self, model: str, dataset: str) -> Run:
-        return next(r for r in self.runs if r.model == model and r.dataset == dataset)
+    def run(self, model: str, dataset: str, seed: int | None = None) -> Run:
+        return next(r for r in self.runs if (r.model, r.dataset, r.seed) == (model, dataset, seed))
 
 
 def _resolve(path: str, manifest: Path) -> str:
@@ -108,13 +112,15 @@ def load_manifest(path: str | Path) -> Manifest:
         if key not in spec:
             raise ManifestError(f"{path}: needs a '{key}' entry")
     smoke = spec.get("smoke") or {}
+    if isinstance(smoke, str):  # another manifest's smoke settings
+        smoke = yaml.safe_load(Path(_resolve(smoke, path)).read_text()).get("smoke") or {}
     models: dict[str, dict[str, Any]] = {}
     for model, entry in spec["models"].items():  # resolve `extends` (parents are listed first)
         entry = dict(entry or {})
         parent = entry.pop("extends", None)
         if parent is not None and parent not in models:
             raise ManifestError(f"{path}: model {model} extends {parent}, which is not listed before it")
-        base = models.get(parent, {"configs": [], "settings": {}, "backbone": model})
+        base = models.get(parent, {"configs": [], "settings": {}, "backbone": entry.get("backbone", model)})
         models[model] = {
             **base,
             **{k: v for k, v in entry.items() if k not in ("configs", "settings")},
@@ -123,6 +129,7 @@ def load_manifest(path: str | Path) -> Manifest:
             "backbone": base["backbone"],
         }
     runs = []
+    seeds = spec.get("seeds") or [None]
     for model, entry in models.items():
         for dataset, data in spec["datasets"].items():
             data = data or {}
@@ -135,7 +142,7 @@ def load_manifest(path: str | Path) -> Manifest:
                 **((smoke.get("datasets") or {}).get(dataset) or {}),
                 **((smoke.get("backbones") or {}).get(entry["backbone"]) or {}),
             }
-            runs.append(
+            runs.extend(
                 Run(
                     manifest=spec["name"],
                     model=model,
@@ -147,10 +154,12 @@ def load_manifest(path: str | Path) -> Manifest:
                     checkpoint=entry.get("checkpoint"),
                     checkpoint_source=entry.get("checkpoint_source"),
                     init_from=entry.get("init_from"),
-                    vmp=bool(settings.get("model.init_args.vmp", False)),
+                    vmp=bool(entry.get("vmp", settings.get("model.init_args.vmp", False))),
                     paper=paper[:2],
                     smoke_settings=smoke_settings,
+                    seed=seed,
                 )
+                for seed in seeds
             )
     for run in runs:
         if run.init_from is not None and run.init_from not in models:

@@ -34,13 +34,14 @@ class Options:
 
 
 def run_folder(out: Path, run: Run) -> Path:
-    return Path(out) / run.manifest / run.model / run.dataset
+    return Path(out) / run.manifest / run.name
 
 
-def run_metrics(folder: Path) -> dict | None:
-    """The newest ``metrics.json`` of a run folder that holds test metrics (None: not done)."""
+def run_metrics(folder: Path, require_test: bool = True) -> dict | None:
+    """The newest ``metrics.json`` of a run folder (holding test metrics unless ``require_test`` is off);
+    None: the run is not done."""
     records = [json.loads(p.read_text()) | {"path": str(p)} for p in Path(folder).glob(f"**/{METRICS_FILE}")]
-    done = [r for r in records if r.get("test")]
+    done = [r for r in records if r.get("test") or not require_test]
     return max(done, key=lambda r: Path(r["path"]).stat().st_mtime) if done else None
 
 
@@ -71,7 +72,7 @@ def fit_arguments(manifest: Manifest, run: Run, options: Options) -> list[str]:
         layout = manifest.smoke_layouts[run.dataset] if options.smoke else run.data_root
         args.append(f"--data.init_args.root={Path(data_root) / layout}")
     if run.init_from is not None:
-        source = run_metrics(run_folder(options.out, manifest.run(run.init_from, run.dataset)))
+        source = run_metrics(run_folder(options.out, manifest.run(run.init_from, run.dataset, run.seed)))
         if source is None or not source.get("best_checkpoint"):
             raise RunNotReady(f"{run.name} starts from {run.init_from}/{run.dataset}, which is not done yet")
         args.append(f"--model.init_args.init_checkpoint={source['best_checkpoint']}")
@@ -94,11 +95,14 @@ def fit_arguments(manifest: Manifest, run: Run, options: Options) -> list[str]:
     return args
 
 
-def _execute(args: list[str], devices: str | None) -> int:
+def execute(args: list[str], devices: str | None) -> int:
+    """Run ``vmp-lightning <args>``: in this process on one device, else as a subprocess; the exit code."""
     if devices not in (None, "", "1"):
         return subprocess.call([sys.executable, "-m", "vmp_lightning", *args])
     from vmp_lightning.commands import main
 
+    argv = sys.argv
+    sys.argv = argv[:1]  # LightningCLI warns when it is given args and sys.argv holds more
     try:
         main(args)
         return 0
@@ -108,6 +112,7 @@ def _execute(args: list[str], devices: str | None) -> int:
         traceback.print_exc()
         return 1
     finally:
+        sys.argv = argv
         import wandb
 
         if wandb.run is not None:
@@ -141,7 +146,7 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
         if options.dry_run:
             status[run.name] = "planned"
             continue
-        code = _execute(args, options.devices)
+        code = execute(args, options.devices)
         done = code == 0 and run_metrics(run_folder(options.out, run)) is not None
         status[run.name] = "done" if done else f"failed: exit code {code}"
     counts = {key: sum(s.split(":")[0] == key for s in status.values()) for key in ("done", "skipped", "failed")}

@@ -16,7 +16,7 @@ def collect(manifest: Manifest, out: Path) -> list[dict]:
     rows = []
     for run in manifest.runs:
         record = run_metrics(run_folder(out, run))
-        row = {"run": f"{manifest.name}/{run.name}", "model": run.model, "dataset": run.dataset}
+        row = {"run": f"{manifest.name}/{run.name}", "model": run.model, "dataset": run.dataset, "seed": run.seed}
         row["status"] = "done" if record else "not run"
         for metric, index in METRICS.items():
             ours = record["test"].get(f"test/{metric}") if record else None
@@ -31,7 +31,7 @@ def collect(manifest: Manifest, out: Path) -> list[dict]:
 
 
 def _cell(values: list[dict], metric: str) -> str:
-    """``ours (paper, diff)`` of one run or the mean of several; ``not run`` until all are done."""
+    """``ours (paper, diff)`` of one run or the mean of several (splits, seeds); ``not run`` until all are done."""
     if any(v[metric] is None for v in values):
         done = sum(v[metric] is not None for v in values)
         return "not run" if not done else f"{done}/{len(values)} runs"
@@ -47,7 +47,9 @@ def _cell(values: list[dict], metric: str) -> str:
 
 
 def markdown(manifest: Manifest, rows: list[dict]) -> str:
-    by_key = {(r["model"], r["dataset"]): r for r in rows}
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:  # with seeds: a cell is the mean over them
+        by_key.setdefault((row["model"], row["dataset"]), []).append(row)
     lines = [
         f"# {manifest.title}",
         "",
@@ -61,7 +63,7 @@ def markdown(manifest: Manifest, rows: list[dict]) -> str:
         for column in manifest.columns:
             datasets = column.get("mean_of") or [column.get("dataset")]
             try:
-                values = [by_key[(model, d)] for d in datasets]
+                values = [row for d in datasets for row in by_key[(model, d)]]
             except KeyError as error:
                 raise ManifestError(f"{manifest.path}: column {column['title']!r} names {error}") from None
             cells.append(_cell(values, column.get("metric", "acc1")))
