@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SYSDEPS := $(VENV)/.system-deps-stamp
 
-.PHONY: install system-deps test test-fast demo lint format bench bench-gpu bench-hf clean
+.PHONY: install system-deps test test-fast demo lint format bench bench-gpu bench-hf clean reproduce-table1 reproduce-table2
 
 install: $(STAMP)
 
@@ -41,6 +41,19 @@ test-fast: install system-deps
 
 demo: install
 	$(BIN)/vmp-lightning demo
+
+# The paper's tables: fit + test every run of the manifest (resumable), then its table in experiments/results/.
+#   make reproduce-table2 DATA_ROOT=/data CKPT_ROOT=/ckpt [ONLY=timesformer,hmdb51_s1] [DEVICES=2] [PRECISION=..]
+#   make reproduce-table2 SMOKE=1      (synthetic videos in each dataset's layout, tiny models, CPU, ~2 min)
+REPRODUCE_FLAGS = $(if $(ONLY),--only $(ONLY)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) \
+	$(if $(CKPT_ROOT),--ckpt-root $(CKPT_ROOT)) $(if $(DEVICES),--devices $(DEVICES)) \
+	$(if $(PRECISION),--precision $(PRECISION)) $(if $(filter 1,$(SMOKE)),--smoke)
+
+reproduce-table2: install
+	$(BIN)/vmp-lightning reproduce experiments/table2.yaml $(REPRODUCE_FLAGS)
+
+reproduce-table1: install
+	$(BIN)/vmp-lightning reproduce experiments/table1.yaml $(REPRODUCE_FLAGS)
 
 lint: install
 	$(BIN)/ruff check .

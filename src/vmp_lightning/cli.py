@@ -166,9 +166,8 @@ class VMPLightningCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand:
-            config = self.config[self.subcommand]
-            place_run(config, self.subcommand)
-            follow_data_frames(config)
+            place_run(self.config[self.subcommand], self.subcommand)
+        follow_data_frames(self.config[self.subcommand] if self.subcommand else self.config)
 
     def after_fit(self) -> None:
         """With ``--test_after_fit``: test the best checkpoint (the last weights when none is monitored) in the

@@ -217,8 +217,8 @@ class VideoClassifier(L.LightningModule):
             processes, accumulate = self.trainer.world_size, self.trainer.accumulate_grad_batches
             logged["effective_batch_size"] = processes * batch * accumulate
             rank_zero_info(
-                f"effective batch {logged['effective_batch_size']} = {processes} processes x batch {batch} x "
-                f"{accumulate} accumulated"
+                f"effective batch {logged['effective_batch_size']} = {processes} process{'es' * (processes > 1)} x "
+                f"batch {batch} x {accumulate} accumulated"
             )
         if self.logger is not None and logged:
             self.logger.log_hyperparams(logged)

@@ -40,13 +40,14 @@ def run_folder(out: Path, run: Run) -> Path:
 def run_metrics(folder: Path, require_test: bool = True) -> dict | None:
     """The newest ``metrics.json`` of a run folder (holding test metrics unless ``require_test`` is off);
     None: the run is not done."""
-    records = [json.loads(p.read_text()) | {"path": str(p)} for p in Path(folder).glob(f"**/{METRICS_FILE}")]
+    # <folder>/<project or "runs">/<run id>/: not the copies W&B keeps of uploaded files under <folder>/wandb
+    records = [json.loads(p.read_text()) | {"path": str(p)} for p in Path(folder).glob(f"*/*/{METRICS_FILE}")]
     done = [r for r in records if r.get("test") or not require_test]
     return max(done, key=lambda r: Path(r["path"]).stat().st_mtime) if done else None
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    found = sorted(Path(folder).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    found = sorted(Path(folder).glob("*/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 
 

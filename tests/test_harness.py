@@ -1,0 +1,194 @@
+"""The reproduction harness: manifests, `reproduce` (smoke: all 40 Table 2 runs), `table`, offline sweeps."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import QUIET, REPO, tiny_data_args
+from vmp_lightning.cli import build_cli
+from vmp_lightning.harness import load_manifest
+from vmp_lightning.harness.manifest import ManifestError
+from vmp_lightning.harness.reproduce import Options, RunNotReady, fit_arguments, reproduce, run_metrics
+from vmp_lightning.harness.sweep import _trials, agent_command, cli_arguments, grid, load_sweep, run_sweep
+from vmp_lightning.harness.table import write_table
+
+EXPERIMENTS = REPO / "experiments"
+MANIFESTS = sorted([*EXPERIMENTS.glob("*.yaml"), *EXPERIMENTS.glob("ablations/*.yaml")])
+SWEEPS = sorted(EXPERIMENTS.glob("sweeps/*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def parser(synthetic_root):
+    """The CLI's parser (built once: building instantiates a model and data)."""
+    return build_cli([*tiny_data_args(synthetic_root), "--trainer.logger=false"], run=False).parser
+
+
+def test_table2_is_40_runs_composed_of_dataset_backbone_recipe_and_switch():
+    manifest = load_manifest(EXPERIMENTS / "table2.yaml")
+    assert len(manifest.runs) == 40 and len({r.name for r in manifest.runs}) == 40
+    assert {r.dataset for r in manifest.runs} == {"hmdb51_s1", "hmdb51_s2", "hmdb51_s3", "finegym", "mpii_cooking2"}
+    fast = manifest.run("slowfast+vmp_fast", "hmdb51_s2")
+    assert [Path(c).name for c in fast.configs] == ["hmdb51.yaml", "slowfast_r50.yaml", "slowfast.yaml"]
+    assert fast.settings["model.init_args.vmp_sites"] == ["fast"] and fast.paper == (77.4, None)
+    assert manifest.run("timesformer+vmp", "mpii_cooking2").paper == (56.6, 84.4)
+    assert fast.tags == ["slowfast", "hmdb51_s2", "vmp"]
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.stem)
+def test_every_run_of_every_manifest_parses(path, synthetic_root, parser):
+    manifest = load_manifest(path)
+    for run in manifest.runs:
+        data = [] if run.data_root else tiny_data_args(synthetic_root)
+        config = parser.parse_args([*run.flags(), *data])
+        assert config.model.init_args.vmp == run.vmp, run.name
+        if "timesformer" in run.backbone:
+            assert config.model.init_args.reference_luma is True  # as the authors ran it
+            assert config.model.init_args.lr_scheduler.class_path.endswith("MultiStepLR")
+            assert config.model.init_args.lr_scheduler.init_args.milestones == [11, 14]
+        if run.dataset.startswith("hmdb51_s"):
+            assert config.data.init_args.split == int(run.dataset[-1])
+
+
+def test_runs_need_their_pretrained_file_or_their_source_run(tmp_path):
+    table2, table1 = load_manifest(EXPERIMENTS / "table2.yaml"), load_manifest(EXPERIMENTS / "table1.yaml")
+    run = table2.run("x3d", "finegym")
+    with pytest.raises(RunNotReady, match="set CKPT_ROOT"):
+        fit_arguments(table2, run, Options(out=tmp_path))
+    with pytest.raises(RunNotReady, match=r"x3d_s.pyth not found \(download: https://dl.fbaipublicfiles"):
+        fit_arguments(table2, run, Options(out=tmp_path, ckpt_root=tmp_path))
+    (tmp_path / "x3d_s.pyth").write_bytes(b"")
+    args = fit_arguments(table2, run, Options(out=tmp_path, ckpt_root=tmp_path, data_root=Path("/data")))
+    assert f"--model.init_args.init_checkpoint={tmp_path / 'x3d_s.pyth'}" in args
+    assert "--data.init_args.root=/data/finegym" in args and "--test_after_fit=true" in args
+    assert "--trainer.logger.init_args.name=table2/x3d/finegym" in args
+    second = table1.run("finetuned+vmp", "mpii_cooking2")
+    with pytest.raises(RunNotReady, match="starts from finetune/mpii_cooking2, which is not done yet"):
+        fit_arguments(table1, second, Options(out=tmp_path))
+
+
+def test_a_bad_manifest_names_the_entry(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("name: m\ndatasets: {d: {}}\nmodels: {b: {extends: a}}\ncolumns: []\n")
+    with pytest.raises(ManifestError, match="model b extends a, which is not listed before it"):
+        load_manifest(path)
+    path.write_text("name: m\ndatasets: {d: {configs: [nowhere.yaml]}}\nmodels: {a: {}}\ncolumns: []\n")
+    with pytest.raises(ManifestError, match="config file nowhere.yaml not found"):
+        load_manifest(path)
+    with pytest.raises(ManifestError, match="no run matches ONLY='x3d'"):
+        load_manifest(EXPERIMENTS / "table1.yaml").select("x3d")
+
+
+def fake_result(folder: Path, acc1: float, acc5: float, url: str = "") -> None:
+    folder.mkdir(parents=True)
+    record = {"test": {"test/acc1": acc1, "test/acc5": acc5}, "wandb_url": url, "best_checkpoint": None}
+    (folder / "metrics.json").write_text(json.dumps(record))
+
+
+def test_table_puts_ours_beside_the_paper_means_splits_and_marks_missing_runs(tmp_path):
+    manifest = load_manifest(EXPERIMENTS / "table2.yaml")
+    out = tmp_path / "runs"
+    fake_result(out / "table2/x3d/hmdb51_s1/p/r1", 0.76, 0.9, url="https://wandb.ai/e/p/runs/r1")
+    fake_result(out / "table2/x3d/hmdb51_s2/p/r2", 0.70, 0.9)
+    fake_result(out / "table2/x3d/mpii_cooking2/p/r3", 0.5, 0.8)
+    md, table = write_table(manifest, out, tmp_path / "results")
+    x3d = next(line for line in md.read_text().splitlines() if line.startswith("| X3D |"))
+    cells = [c.strip() for c in x3d.strip("|").split("|")]
+    assert cells[1] == "[76.0](https://wandb.ai/e/p/runs/r1) (75.0, +1.0)"
+    assert cells[2] == "70.0 (72.6, -2.6)" and cells[3] == "not run" and cells[4] == "2/3 runs"
+    assert cells[5] == "not run" and cells[7:] == ["50.0 (48.4, +1.6)", "80.0 (80.8, -0.8)"]
+    rows = {r["run"]: r for r in __import__("csv").DictReader(table.open())}
+    assert len(rows) == 40 and rows["table2/x3d/hmdb51_s2"]["diff_acc1"] == "-2.6"
+    assert rows["table2/x3d/finegym"]["status"] == "not run"
+
+
+@pytest.mark.slow
+def test_smoke_reproduces_all_of_table2_and_resumes(tmp_path, monkeypatch):
+    """make reproduce-table2 SMOKE=1: every run fits and tests on synthetic videos in its dataset's layout, the
+    table is complete; a second call skips finished runs; a run whose result is lost resumes its own run."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    manifest = load_manifest(EXPERIMENTS / "table2.yaml")
+    options = Options(out=tmp_path / "runs", smoke=True)
+    status = reproduce(manifest, options)
+    assert list(status.values()) == ["done"] * 40
+    md, _ = write_table(manifest, options.out, tmp_path / "results")
+    text = md.read_text()
+    assert "not run" not in text and len([line for line in text.splitlines() if line.startswith("| +")]) == 5
+    run = manifest.run("slowfast+vmp_slow_fast", "mpii_cooking2")
+    record = run_metrics(tmp_path / "runs" / "table2" / run.name)
+    folder = Path(record["path"]).parent
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    assert config["model"]["init_args"]["vmp_sites"] == ["slow", "fast"]
+    assert config["data"]["class_path"].endswith("MPIICooking2DataModule")
+    assert (folder / "test_predictions.csv").is_file() and 0 <= record["test"]["test/acc1"] <= 1
+    assert reproduce(manifest, options, only="x3d") == {r.name: "skipped" for r in manifest.select("x3d")}
+    (folder / "metrics.json").unlink()
+    assert reproduce(manifest, options, only=run.name) == {run.name: "done"}
+    again = run_metrics(tmp_path / "runs" / "table2" / run.name)
+    assert again["run_id"] == record["run_id"] and Path(again["path"]).parent == folder
+
+
+@pytest.mark.slow
+def test_a_real_experiment_config_runs_under_two_process_ddp(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    manifest = load_manifest(EXPERIMENTS / "table2.yaml")
+    options = Options(out=tmp_path / "runs", smoke=True, devices="2", extra=("--trainer.strategy=ddp",))
+    assert reproduce(manifest, options, only="x3d+vmp/hmdb51_s1") == {"x3d+vmp/hmdb51_s1": "done"}
+    assert "effective batch 6 = 2 processes x batch 3 x 1 accumulated" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
+def test_the_command_a_wandb_agent_builds_parses(path, synthetic_root, parser):
+    sweep = load_sweep(path)
+    parameters = grid(sweep)[1] if sweep["method"] == "grid" else next(_trials(sweep, 1, seed=0))[0]
+    command = agent_command(sweep, parameters)
+    assert command[:2] == ["/usr/bin/env", "vmp-lightning"] and command[-len(parameters) :] == [
+        f"--{k}={v}" for k, v in parameters.items()
+    ]
+    args = cli_arguments(command)
+    assert args[0] == "fit"
+    real_data = any("configs/data" in a for a in args)
+    config = parser.parse_args([*args[1:], *([] if real_data else tiny_data_args(synthetic_root))])
+    for name, value in parameters.items():
+        node = config
+        for part in name.split("."):
+            node = node[part]
+        assert node == pytest.approx(value), name
+
+
+def test_random_and_bayes_draws_stay_in_their_space():
+    sweep = load_sweep(EXPERIMENTS / "sweeps" / "lr_lambda_bayes.yaml")
+    found = []
+    for parameters, (study, trial) in _trials(sweep, 6, seed=0):
+        lr, lam = parameters["model.init_args.optimizer.init_args.lr"], parameters["model.init_args.lambda_v"]
+        assert 0.0005 <= lr <= 0.05 and 0.0 <= lam <= 5.0
+        study.tell(trial, -((math.log10(lr) + 2) ** 2) - (lam - 1) ** 2)
+        found.append(parameters)
+    assert len({tuple(p.values()) for p in found}) == 6
+    random_sweep = load_sweep(EXPERIMENTS / "sweeps" / "synthetic_lambda.yaml")
+    first = [p for p, _ in _trials(random_sweep, 4, seed=3)]
+    assert first == [p for p, _ in _trials(random_sweep, 4, seed=3)]
+    assert all(p["model.init_args.lambda_v"] in (0.0, 0.5, 1.0, 2.0) for p in first)
+    assert all(0.3 <= p["model.init_args.prompt_lr_scale"] <= 10.0 for p in first)
+
+
+@pytest.mark.slow
+def test_an_offline_sweep_runs_its_trials_and_resumes(synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    tiny = (*tiny_data_args(synthetic_root), "--trainer.max_epochs=1", "--trainer.limit_val_batches=1", *QUIET)
+    path = EXPERIMENTS / "sweeps" / "synthetic_lambda.yaml"
+    rows = run_sweep(path, tmp_path, max_trials=2, extra=tiny, seed=1)
+    assert [r["trial"] for r in rows] == [0, 1] and all(0.0 <= r["val/acc1"] <= 1.0 for r in rows)
+    summary = (tmp_path / "synthetic-lambda" / "summary.csv").read_text().splitlines()
+    assert summary[0] == "trial,model.init_args.lambda_v,model.init_args.prompt_lr_scale,val/acc1,folder"
+    saved = [yaml.safe_load(next(Path(r["folder"]).glob("*/*/config.yaml")).read_text()) for r in rows]
+    assert [s["model"]["init_args"]["lambda_v"] for s in saved] == [r["model.init_args.lambda_v"] for r in rows]
+    stamps = [next(Path(r["folder"]).glob("*/*/metrics.json")).stat().st_mtime for r in rows]
+    assert run_sweep(path, tmp_path, max_trials=2, extra=tiny, seed=1) == rows  # done trials are not re-run
+    assert stamps == [next(Path(r["folder"]).glob("*/*/metrics.json")).stat().st_mtime for r in rows]
