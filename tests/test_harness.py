@@ -77,7 +77,7 @@ def test_a_bad_manifest_names_the_entry(tmp_path):
     with pytest.raises(ManifestError, match="model b extends a, which is not listed before it"):
         load_manifest(path)
     path.write_text("name: m\ndatasets: {d: {configs: [nowhere.yaml]}}\nmodels: {a: {}}\ncolumns: []\n")
-    with pytest.raises(ManifestError, match="config file nowhere.yaml not found"):
+    with pytest.raises(ManifestError, match=r"config file nowhere\.yaml not found"):
         load_manifest(path)
     with pytest.raises(ManifestError, match="no run matches ONLY='x3d'"):
         load_manifest(EXPERIMENTS / "table1.yaml").select("x3d")

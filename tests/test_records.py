@@ -48,7 +48,7 @@ def test_a_fit_records_everything_and_tests_its_best_checkpoint_in_the_same_run(
     assert experiment.config["effective_batch_size"] == 4
     assert experiment.name == "table2/tiny+vmp/synthetic" and experiment.group == "table2/tiny+vmp"
     assert list(experiment.tags) == ["tiny", "synthetic", "vmp"] and experiment.notes == "a note"
-    assert "test/acc1" in experiment.summary.keys()  # the test logged into the fit's run
+    assert "test/acc1" in experiment.summary  # the test logged into the fit's run
     run_id = cli.trainer.logger.version
     experiment.finish()
     run = Path(cli.trainer.default_root_dir)
@@ -68,10 +68,9 @@ def test_testing_a_runs_checkpoint_continues_its_wandb_run(synthetic_root, offli
     run_id, run = first.trainer.logger.version, Path(first.trainer.default_root_dir)
     first.trainer.logger.experiment.finish()
     elsewhere = tmp_path / "elsewhere"  # another machine's defaults: the checkpoint says where its run is
-    tested = build_cli(
-        ["test", *tiny_data_args(synthetic_root), f"--trainer.logger.init_args.save_dir={elsewhere}", *QUIET]
-        + [f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]
-    )
+    last = run / "checkpoints" / "last.ckpt"
+    save_dir = f"--trainer.logger.init_args.save_dir={elsewhere}"
+    tested = build_cli(["test", *tiny_data_args(synthetic_root), save_dir, *QUIET, f"--ckpt_path={last}"])
     assert tested.trainer.logger.version == run_id and tested.trainer.logger.experiment.id == run_id
     tested.trainer.logger.experiment.finish()
     assert (run / "test_predictions.csv").is_file() and not elsewhere.exists()
@@ -106,7 +105,8 @@ def test_predict_writes_the_logits_of_every_clip(synthetic_root, tmp_path):
 
 def test_the_cosine_schedule_follows_max_epochs(synthetic_root, tmp_path):
     args = ["fit", *tiny_data_args(synthetic_root), "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"]
-    cli = build_cli([*args, "--trainer.max_epochs=3", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"])
+    limits = ["--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]
+    cli = build_cli([*args, "--trainer.max_epochs=3", *limits])
     (config,) = cli.trainer.lr_scheduler_configs
     assert config.scheduler.T_max == 3  # the default config says 20
     assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0)  # the cosine ended with the run
