@@ -67,6 +67,7 @@ bench: install
 	$(BIN)/python benchmarks/prompt_cost.py
 	$(BIN)/python benchmarks/loader_throughput.py
 	$(BIN)/python benchmarks/backbone_overhead.py
+	$(BIN)/python benchmarks/lightning_overhead.py
 
 # On a machine with a GPU: step time and peak memory with and without VMPs (benchmarks/results/gpu_step.md).
 bench-gpu: install

@@ -130,3 +130,29 @@ def test_timesformer_is_built_for_the_datas_frames(synthetic_root):
     assert cli.datamodule.frames_per_clip == 5
     saved = yaml.safe_load(cli.parser.dump(cli.config))
     assert saved["model"]["init_args"]["backbone"]["init_args"]["num_frames"] == 4
+
+
+def test_prompt_media_logs_the_maps_and_the_pn_curve_to_wandb(synthetic_root, offline_wandb):
+    args = [
+        "fit",
+        *tiny_data_args(synthetic_root),
+        f"--trainer.logger.init_args.save_dir={offline_wandb}",
+        "--trainer.callbacks+=vmp_lightning.callbacks.PromptMedia",
+        "--trainer.callbacks.max_steps=4",
+        "--model.vmp=true",
+        "--trainer.max_epochs=2",
+        "--trainer.limit_train_batches=1",
+        "--trainer.limit_val_batches=1",
+        *QUIET,
+    ]
+    cli = build_cli(args)
+    run_id = cli.trainer.logger.version
+    cli.trainer.logger.experiment.finish()
+    (folder,) = wandb_run_files(offline_wandb, run_id)
+    maps = sorted((folder / "files" / "media" / "images" / "prompt").glob("maps_*.png"))
+    curves = sorted((folder / "files" / "media" / "images" / "prompt").glob("pn_curve_*.png"))
+    assert len(maps) == 2 and len(curves) == 2  # one of each per validation epoch (not the sanity check)
+    from PIL import Image
+
+    image = Image.open(maps[0])
+    assert image.width > 4 * 100 and len(set(image.convert("L").getdata())) > 10  # 4 steps wide, not blank

@@ -101,3 +101,37 @@ class PredictionWriter(BasePredictionWriter):
             for video_id, view, label, row in rows:
                 writer.writerow([video_id, view, label, *(f"{v:.6g}" for v in row)])
         rank_zero_info(f"Predictions written to {folder / f'predictions{suffix}.csv'}")
+
+
+class PromptMedia(L.Callback):
+    """Once per validation epoch (every ``every_n_epochs``), logs to W&B what each prompt layer makes of one fixed
+    validation clip (frames, D, attention, prompts over ``max_steps`` steps) and the current PN curve, as small
+    images. Off by default; add it with ``--trainer.callbacks+=vmp_lightning.callbacks.PromptMedia``."""
+
+    def __init__(self, every_n_epochs: int = 1, max_steps: int = 8, clip_index: int = 0) -> None:
+        self.every_n_epochs, self.max_steps, self.clip_index = every_n_epochs, max_steps, clip_index
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        layers = dict(getattr(pl_module.model, "prompts", {}).items())
+        if trainer.sanity_checking or not trainer.is_global_zero or not loggers or not layers:
+            return
+        if trainer.current_epoch % self.every_n_epochs:
+            return
+        from vmp_lightning.analysis.figures import figure_array, pn_curve_figure, prompt_grid_figure, trace_prompt
+
+        datamodule = trainer.datamodule
+        item = datamodule.dataset("val")[self.clip_index]
+        clip = datamodule.normalization.apply(item["video"].unsqueeze(0))
+        images, captions = [], []
+        for site, layer in layers.items():
+            trace = trace_prompt(layer, clip)
+            title = f"{item.get('video_id', '')} ({site}), epoch {trainer.current_epoch}"
+            images.append(figure_array(prompt_grid_figure(trace, title, self.max_steps)))
+            captions.append(site)
+        curves = figure_array(pn_curve_figure({site: layer.pn for site, layer in layers.items()}))
+        for logger in loggers:
+            logger.log_image("prompt/maps", images, step=trainer.global_step, caption=captions)
+            logger.log_image("prompt/pn_curve", [curves], step=trainer.global_step)

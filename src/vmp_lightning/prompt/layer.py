@@ -67,15 +67,22 @@ class MotionPrompt(nn.Module):
     extra_frames = 1
     """Frames the layer consumes: a clip of T+1 frames becomes T prompts."""
 
-    def attention(self, x: Tensor) -> Tensor:
-        """Attention maps ``B x T x H x W`` (float32, or float64 for a float64 clip) of a normalised clip
-        ``B x 3 x (T+1) x H x W``."""
+    def differences(self, x: Tensor) -> Tensor:
+        """The signed luma differences ``D`` ``B x T x H x W`` in [-1, 1] of a normalised clip
+        ``B x 3 x (T+1) x H x W`` (float32, or float64 for a float64 clip): what the PN function sees."""
         check_clip(x, min_frames=2)
         with torch.autocast(device_type=x.device.type, enabled=False):
             xf = x.to(torch.promote_types(x.dtype, torch.float32))
             w = self._luma_of_normalised.to(xf.dtype)
             luma = w[0] * xf[:, 0] + w[1] * xf[:, 1] + w[2] * xf[:, 2]  # B x (T+1) x H x W
-            return self.pn(luma[:, 1:] - luma[:, :-1])
+            return luma[:, 1:] - luma[:, :-1]
+
+    def attention(self, x: Tensor) -> Tensor:
+        """Attention maps ``B x T x H x W`` (float32, or float64 for a float64 clip) of a normalised clip
+        ``B x 3 x (T+1) x H x W``."""
+        differences = self.differences(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.pn(differences)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         attention = self.attention(x)
