@@ -12,6 +12,7 @@ from pathlib import Path
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vmp_lightning import demo
+from vmp_lightning.analysis.errors import AnalysisError
 from vmp_lightning.backbones.checkpoints import CheckpointFileError, CheckpointMismatchError
 from vmp_lightning.cli import build_cli
 from vmp_lightning.data.annotations import DatasetLayoutError
@@ -148,6 +149,16 @@ def _split_at_double_dash(argv: list[str]) -> tuple[list[str], bool, list[str]]:
     return argv, False, []
 
 
+ANALYSIS_COMMANDS = ("visualize", "pn-compare", "weight-similarity", "per-class", "compare-runs")
+
+
+def _analysis(name: str, argv: list[str]) -> None:
+    """The analysis commands live in `vmp_lightning.analysis.cli` (matplotlib is imported only for them)."""
+    from vmp_lightning.analysis.cli import COMMANDS
+
+    COMMANDS[name](argv)
+
+
 PROJECT_COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "demo": demo.main,
     "prepare": prepare,
@@ -155,6 +166,7 @@ PROJECT_COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "reproduce": reproduce,
     "table": table,
     "sweep": sweep,
+    **{name: (lambda argv, name=name: _analysis(name, argv)) for name in ANALYSIS_COMMANDS},
 }
 
 
@@ -168,6 +180,7 @@ def main(args: list[str] | None = None) -> None:
     except SIGTERMException:  # preempted: the checkpoint is saved (LatestCheckpoint said where); not a success
         sys.exit(128 + signal.SIGTERM)
     except (
+        AnalysisError,
         DatasetLayoutError,
         ManifestError,
         VideoDecodeError,

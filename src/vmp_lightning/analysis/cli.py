@@ -1,0 +1,119 @@
+"""Argument parsing of the analysis commands (`vmp-lightning visualize | pn-compare | weight-similarity |
+per-class | compare-runs`); the work is in `tools`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vmp_lightning.analysis import tools
+from vmp_lightning.analysis.errors import AnalysisError
+from vmp_lightning.analysis.tools import PUBLISHED_MN
+
+
+def _add_pn_source(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--ckpt", help="a vmp-lightning checkpoint: its trained prompt layer(s)")
+    source.add_argument("--published", choices=sorted(PUBLISHED_MN), help="the (m, n) the project site publishes")
+    source.add_argument("--mn", nargs=2, type=float, metavar=("M", "N"), help="fixed (m, n) of the learnable sigmoid")
+
+
+def _clip_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("video", help="a video file")
+    parser.add_argument("--stride", type=int, default=1, help="frames between the sampled frames")
+    parser.add_argument("--start", type=int, default=None, help="first frame (default: the clip is centred)")
+    parser.add_argument("--size", type=int, default=None, help="resize the short side (default: as decoded)")
+    parser.add_argument("--out", default="analysis", help="folder for the images")
+
+
+def visualize(argv: list[str]) -> None:
+    """`vmp-lightning visualize VIDEO [--ckpt C | --published finegym | --mn M N] [--frames 8]`: a grid of the
+    sampled frames, the frame differences, the attention maps and the prompts over all steps, a GIF of the prompts,
+    the PN curve with a and b marked, optionally 3D surfaces of D and A."""
+    parser = argparse.ArgumentParser(prog="vmp-lightning visualize", description=visualize.__doc__)
+    _clip_arguments(parser)
+    _add_pn_source(parser)
+    parser.add_argument("--frames", type=int, default=8, help="T: prompts to show (T+1 frames are read)")
+    parser.add_argument("--surfaces", action="store_true", help="also 3D surface plots of D and A")
+    args = parser.parse_args(argv)
+    layers = _layers(args)
+    clip = tools.read_clip(args.video, args.frames + 1, args.stride, args.start, args.size)
+    tools.visualize(clip, layers, args.out, title=Path(args.video).name, surfaces=args.surfaces)
+    print(f"images written to {args.out}/ ({', '.join(f'{s}_grid.png' for s in layers)}, pn_curve.png, GIFs)")
+
+
+def _layers(args: argparse.Namespace) -> dict:
+    if args.ckpt:
+        return tools.prompt_layers_of_checkpoint(args.ckpt)
+    m, n = args.mn if args.mn else PUBLISHED_MN[args.published or "finegym"]
+    return {"input": tools.sigmoid_layer(m, n)}
+
+
+def pn_compare(argv: list[str]) -> None:
+    """`vmp-lightning pn-compare VIDEO [--start F] [--gamma 0.5 --maxexp-eta 10 --sigme-eta 20 --asinhe-gamma 10
+    --mn M N]`: one frame pair through Gamma, MaxExp, SigmE, AsinhE and the learnable sigmoid, side by side."""
+    parser = argparse.ArgumentParser(prog="vmp-lightning pn-compare", description=pn_compare.__doc__)
+    _clip_arguments(parser)
+    parser.add_argument("--gamma", type=float, default=0.5)
+    parser.add_argument("--maxexp-eta", type=float, default=10.0)
+    parser.add_argument("--sigme-eta", type=float, default=20.0)
+    parser.add_argument("--asinhe-gamma", type=float, default=10.0)
+    parser.add_argument("--mn", nargs=2, type=float, default=PUBLISHED_MN["finegym"], metavar=("M", "N"))
+    args = parser.parse_args(argv)
+    pns = tools.baseline_pns(args.gamma, args.maxexp_eta, args.sigme_eta, args.asinhe_gamma, *args.mn)
+    tools.pn_compare(tools.read_clip(args.video, 2, args.stride, args.start, args.size), pns, args.out)
+    print(f"images written to {args.out}/ (pn_compare.png, pn_curves.png)")
+
+
+def weight_similarity(argv: list[str]) -> None:
+    """`vmp-lightning weight-similarity A.ckpt B.ckpt [C.ckpt] [--labels a b c]`: per-layer cosine similarity and
+    relative change of the weights (prompt layer set aside), as a plot and a CSV."""
+    parser = argparse.ArgumentParser(prog="vmp-lightning weight-similarity", description=weight_similarity.__doc__)
+    parser.add_argument("checkpoints", nargs="+")
+    parser.add_argument("--labels", nargs="+", default=None)
+    parser.add_argument("--out", default="analysis")
+    args = parser.parse_args(argv)
+    layers = tools.weight_similarity(args.checkpoints, args.out, args.labels)
+    for pair in layers[0].cosine:
+        lowest = min(layers, key=lambda layer: layer.cosine[pair])
+        print(f"{pair}: {len(layers)} layers, lowest cosine {lowest.cosine[pair]:.4f} ({lowest.name})")
+    print(f"written to {args.out}/weight_similarity.png and .csv")
+
+
+def per_class(argv: list[str]) -> None:
+    """`vmp-lightning per-class BASE_predictions.csv VMP_predictions.csv`: per-class accuracy of two prediction
+    dumps of the same test set, the sorted difference as a bar chart, a CSV, and the confusions that changed."""
+    parser = argparse.ArgumentParser(prog="vmp-lightning per-class", description=per_class.__doc__)
+    parser.add_argument("base")
+    parser.add_argument("other")
+    parser.add_argument("--top", type=int, default=10, help="confusions to list")
+    parser.add_argument("--out", default="analysis")
+    args = parser.parse_args(argv)
+    rows = tools.per_class(args.base, args.other, args.out, args.top)
+    better = sum(r["difference"] > 0 for r in rows)
+    worse = sum(r["difference"] < 0 for r in rows)
+    print(f"{len(rows)} classes: {better} better, {worse} worse; written to {args.out}/per_class.png and .csv")
+
+
+def compare_runs(argv: list[str]) -> None:
+    """`vmp-lightning compare-runs MANIFEST.yaml|summary.csv [--x SETTING] [--metric acc1]`: accuracy against the
+    swept setting, one point per seed or trial, as a plot and a table."""
+    parser = argparse.ArgumentParser(prog="vmp-lightning compare-runs", description=compare_runs.__doc__)
+    parser.add_argument("source")
+    parser.add_argument("--x", default=None, help="the setting (manifest) or column (CSV) on the x axis")
+    parser.add_argument("--metric", default="acc1", help="acc1 / acc5 (manifest) or a metric column (CSV)")
+    parser.add_argument("--runs", default="experiments/runs", help="the run folders of a manifest")
+    parser.add_argument("--out", default="analysis")
+    args = parser.parse_args(argv)
+    points = tools.compare_runs(args.source, args.out, args.x, args.metric, args.runs)
+    print(f"{len(points)} points; written to {args.out}/compare_runs.png and .csv")
+
+
+COMMANDS = {
+    "visualize": visualize,
+    "pn-compare": pn_compare,
+    "weight-similarity": weight_similarity,
+    "per-class": per_class,
+    "compare-runs": compare_runs,
+}
+__all__ = ["COMMANDS", "AnalysisError"]
