@@ -72,6 +72,7 @@ bench: install
 # On a machine with a GPU: step time and peak memory with and without VMPs (benchmarks/results/gpu_step.md).
 bench-gpu: install
 	$(BIN)/python benchmarks/gpu_step.py
+	$(BIN)/python benchmarks/gpu_smoke.py
 
 # transformers only for this comparison, beside the benchmark, not in the project's environment
 bench-hf: install

@@ -176,3 +176,14 @@ def test_compare_runs_from_a_sweep_summary_and_a_manifest(tmp_path):
     ]
     with pytest.raises(AnalysisError, match="none of its runs"):
         compare_runs(REPO / "experiments" / "ablations" / "pn.yaml", tmp_path / "n", runs=runs)
+
+
+def test_visualize_a_dataset_item_as_the_loader_gives_it(synthetic_root, tmp_path):
+    from helpers import tiny_data_args
+
+    data = ["--", *tiny_data_args(synthetic_root)]
+    main(["visualize", "--item", "val", "1", "--mn", "1", "0.2", "--frames", "4", "--out", str(tmp_path), *data])
+    assert not_blank(tmp_path / "input_grid.png", min_width=4 * 100)
+    with pytest.raises(SystemExit) as stop:
+        main(["visualize", "--item", "val", "99", "--out", str(tmp_path), *data])
+    assert stop.value.code == 2

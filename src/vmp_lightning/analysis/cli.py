@@ -19,7 +19,14 @@ def _add_pn_source(parser: argparse.ArgumentParser) -> None:
 
 
 def _clip_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", help="a video file")
+    parser.add_argument("video", nargs="?", help="a video file (or --item)")
+    parser.add_argument(
+        "--item",
+        nargs=2,
+        metavar=("SPLIT", "INDEX"),
+        help="a dataset item instead, exactly as the loader gives it; the data settings follow `--` "
+        "(e.g. -- --config configs/data/hmdb51.yaml --data.init_args.root /data/hmdb51)",
+    )
     parser.add_argument("--stride", type=int, default=1, help="frames between the sampled frames")
     parser.add_argument("--start", type=int, default=None, help="first frame (default: the clip is centred)")
     parser.add_argument("--size", type=int, default=None, help="resize the short side (default: as decoded)")
@@ -35,11 +42,32 @@ def visualize(argv: list[str]) -> None:
     _add_pn_source(parser)
     parser.add_argument("--frames", type=int, default=8, help="T: prompts to show (T+1 frames are read)")
     parser.add_argument("--surfaces", action="store_true", help="also 3D surface plots of D and A")
-    args = parser.parse_args(argv)
+    own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    args = parser.parse_args(own)
     layers = _layers(args)
-    clip = tools.read_clip(args.video, args.frames + 1, args.stride, args.start, args.size)
-    tools.visualize(clip, layers, args.out, title=Path(args.video).name, surfaces=args.surfaces)
+    clip, title = _clip(args, args.frames + 1, extra)
+    tools.visualize(clip, layers, args.out, title=title, surfaces=args.surfaces)
     print(f"images written to {args.out}/ ({', '.join(f'{s}_grid.png' for s in layers)}, pn_curve.png, GIFs)")
+
+
+def _clip(args: argparse.Namespace, frames: int, data_args: list[str]):
+    """The uint8 clip to show and its title: a video file's frames, or a dataset item as the loader makes it."""
+    if args.item is None:
+        if args.video is None:
+            raise AnalysisError("give a video file or --item SPLIT INDEX")
+        return tools.read_clip(args.video, frames, args.stride, args.start, args.size), Path(args.video).name
+    from vmp_lightning.cli import build_cli
+
+    split, index = args.item[0], int(args.item[1])
+    frames_flag = f"--data.init_args.num_frames={frames - 1}"
+    cli = build_cli([*data_args, frames_flag, "--model.vmp=true", "--trainer.logger=false"], run=False)
+    datamodule = cli.datamodule
+    datamodule.setup("fit" if split in ("train", "val") else "test")
+    records = datamodule.records[split]
+    if not 0 <= index < len(records):
+        raise AnalysisError(f"--item {split} {index}: the {split} split holds {len(records)} videos")
+    item = datamodule.dataset(split)[index]
+    return item["video"], f"{split} {index}: {item['video_id']}"
 
 
 def _layers(args: argparse.Namespace) -> dict:
@@ -59,9 +87,10 @@ def pn_compare(argv: list[str]) -> None:
     parser.add_argument("--sigme-eta", type=float, default=20.0)
     parser.add_argument("--asinhe-gamma", type=float, default=10.0)
     parser.add_argument("--mn", nargs=2, type=float, default=PUBLISHED_MN["finegym"], metavar=("M", "N"))
-    args = parser.parse_args(argv)
+    own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    args = parser.parse_args(own)
     pns = tools.baseline_pns(args.gamma, args.maxexp_eta, args.sigme_eta, args.asinhe_gamma, *args.mn)
-    tools.pn_compare(tools.read_clip(args.video, 2, args.stride, args.start, args.size), pns, args.out)
+    tools.pn_compare(_clip(args, 2, extra)[0], pns, args.out)
     print(f"images written to {args.out}/ (pn_compare.png, pn_curves.png)")
 
 
