@@ -454,7 +454,7 @@ def _plot_points(points: list[dict], x: str, metric: str, out: Path) -> list[dic
         writer.writeheader()
         writer.writerows(points)
     numeric = all(isinstance(p["x"], (int, float)) for p in points)
-    values = sorted({p["x"] for p in points}, key=lambda v: v if numeric else str(v))
+    values = sorted({p["x"] for p in points}) if numeric else list(dict.fromkeys(p["x"] for p in points))
     position = {v: (v if numeric else i) for i, v in enumerate(values)}
     figure = Figure(figsize=(6, 3.8))
     ax = figure.subplots()
