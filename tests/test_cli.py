@@ -233,3 +233,16 @@ def test_a_run_started_from_pretrained_weights_moves_without_them(synthetic_root
     torch.testing.assert_close(loaded.state_dict()[weight], fit.model.state_dict()[weight])
     resumed = build_cli(["fit", *common, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp_path / 'fit'}"])
     assert resumed.trainer.current_epoch == 2 and Path(resumed.trainer.default_root_dir) == last.parent.parent
+
+
+def test_the_demo_prints_both_rows(synthetic_root, tmp_path, caplog):
+    import logging
+
+    from vmp_lightning import demo
+
+    caplog.set_level(logging.INFO)
+    demo.main([*fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1")[1:]])
+    table = caplog.text.split("| model | test top-1 (%) | test top-5 (%) |")[1]
+    rows = [line for line in table.splitlines() if line.startswith("| TinyVideoCNN")]
+    assert len(rows) == 2 and all(0.0 <= float(r.split("|")[2]) <= 100.0 for r in rows)
+    assert len(list(tmp_path.glob("runs/*/metrics.json"))) == 2

@@ -18,12 +18,11 @@ def run(vmp: bool, extra_args: list[str]) -> tuple[dict[str, float], int]:
     """Fit, then test the best checkpoint; returns the test metrics and the number of classes."""
 
     name = "demo-vmp" if vmp else "demo-baseline"
-    args = ["fit", "--model.vmp", str(vmp).lower(), "--trainer.logger.init_args.name", name, *extra_args]
-    cli = build_cli(args)
-    ckpt = "best" if cli.trainer.checkpoint_callback and cli.trainer.checkpoint_callback.best_model_path else None
-    results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt)
+    args = ["fit", "--model.vmp", str(vmp).lower(), "--trainer.logger.init_args.name", name, "--test_after_fit=true"]
+    cli = build_cli([*args, *extra_args])
     finish_wandb_runs(cli.trainer)
-    return {k: float(v) for k, v in results[0].items()}, cli.datamodule.num_classes
+    metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
+    return metrics, cli.datamodule.num_classes
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:

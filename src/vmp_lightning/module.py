@@ -148,7 +148,8 @@ class VideoClassifier(L.LightningModule):
         callbacks: list[L.Callback] = [BadVideoReporter()]
         if self.trainer.loggers:  # the monitor refuses a run without a logger
             callbacks.append(LearningRateMonitor(logging_interval="step"))
-        return callbacks
+        present = {type(c) for c in self.trainer.callbacks}  # a test after the fit: already there
+        return [c for c in callbacks if type(c) not in present]
 
     def on_train_epoch_start(self) -> None:
         """With a seed, each epoch's randomness (shuffling, augmentation, dropout) starts from ``seed + epoch``, so
