@@ -192,3 +192,21 @@ def test_an_offline_sweep_runs_its_trials_and_resumes(synthetic_root, tmp_path, 
     stamps = [next(Path(r["folder"]).glob("*/*/metrics.json")).stat().st_mtime for r in rows]
     assert run_sweep(path, tmp_path, max_trials=2, extra=tiny, seed=1) == rows  # done trials are not re-run
     assert stamps == [next(Path(r["folder"]).glob("*/*/metrics.json")).stat().st_mtime for r in rows]
+
+
+@pytest.mark.slow
+def test_the_gpu_smoke_benchmarks_flags_run_on_the_cpu(tmp_path, monkeypatch):
+    """benchmarks/gpu_smoke.py's settings, with the accelerator swapped for the CPU and one epoch."""
+    import sys
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    import gpu_smoke
+
+    flags = [f for f in gpu_smoke.GPU_FLAGS if "accelerator" not in f and "max_epochs" not in f]
+    options = Options(
+        out=tmp_path, smoke=True, extra=(*flags, "--trainer.max_epochs=1", "--data.init_args.num_workers=0")
+    )
+    manifest = load_manifest(EXPERIMENTS / "table2.yaml")
+    assert reproduce(manifest, options, only=gpu_smoke.RUN) == {gpu_smoke.RUN: "done"}
+    sys.modules.pop("gpu_smoke")
