@@ -12,15 +12,18 @@ round-robin so drifts of a shared machine hit all alike) and memory
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from measure import peak_rss_in_child, peak_rss_increase, saved_for_backward_bytes, time_steps_interleaved
+from measure import (
+    machine_facts,
+    peak_rss_in_child,
+    peak_rss_increase,
+    saved_for_backward_bytes,
+    time_steps_interleaved,
+    write_results,
+)
 from vmp_lightning.backbones import X3D, SlowFast, TimeSformer
 from vmp_lightning.model import PromptedModel
 from vmp_lightning.normalization import Normalization
@@ -89,15 +92,7 @@ def main() -> None:
                     "baseline_saved_mib": base["saved_bytes"] / 2**20,
                 }
             )
-    machine = {
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"),
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    machine = machine_facts()
     lines = [
         f"VMP overhead per training step, batch 1, 224 x 224, fp32, {machine['threads']} CPU threads, "
         f"torch {machine['torch']}, {machine['date']}",
@@ -110,8 +105,7 @@ def main() -> None:
         f"{100 * (r['peak_ratio'] - 1):+.1f} | {r['baseline_seconds']:.2f} |"
         for r in rows
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, {"machine": machine, "rows": rows}, lines)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ of a shared machine hit both alike. Goal: Lightning >= 0.97x the plain loop.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from measure import machine_facts, write_results
 from vmp_lightning.backbones import X3D, TinyVideoCNN
 from vmp_lightning.module import VideoClassifier
 from vmp_lightning.normalization import Normalization
@@ -120,16 +119,7 @@ def main() -> None:
         median = {k: statistics.median(v) for k, v in rates.items()}
         results[name] = {**median, "ratio": median["lightning"] / median["plain"]}
         print(name, results[name], flush=True)
-    machine = {
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "lightning": L.__version__,
-        "date": time.strftime("%Y-%m-%d"),
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"machine": machine, "steps_per_s": results}, indent=2))
+    machine = machine_facts(lightning=L.__version__)
     lines = [
         f"Training steps/s, VideoClassifier under Lightning vs a plain PyTorch loop, bf16 autocast on "
         f"{machine['threads']} CPU threads, torch {machine['torch']}, lightning {machine['lightning']}, "
@@ -139,8 +129,7 @@ def main() -> None:
         "|---|---|---|---|",
         *(f"| {n} | {r['lightning']:.2f} | {r['plain']:.2f} | {r['ratio']:.3f} |" for n, r in results.items()),
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, {"machine": machine, "steps_per_s": results}, lines)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ count. Then our loader's throughput for 1, 2, ... workers up to the cores.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from measure import write_results
 from vmp_lightning.data import ClipDataset, VideoRecord, sample_clip_indices, write_video
 from vmp_lightning.data.transforms import train_transform
 from vmp_lightning.normalization import Normalization
@@ -179,9 +179,6 @@ def main() -> None:
         "clip": f"{FRAMES} frames, stride {STRIDE}, 224 crop, batch {args.batch_size}",
         "date": time.strftime("%Y-%m-%d"),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"machine": machine, "clips_per_s": results, **summary}, indent=2))
     lines = [
         f"Training loader throughput, {machine['clip']}, {args.workers} workers, {machine['videos']}, "
         f"torch {machine['torch']}, {machine['date']}",
@@ -192,8 +189,7 @@ def main() -> None:
         "",
         *(f"- {key}: {value:.2f}" for key, value in summary.items()),
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, {"machine": machine, "clips_per_s": results, **summary}, lines)
 
 
 if __name__ == "__main__":

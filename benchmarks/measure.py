@@ -78,3 +78,27 @@ def time_steps_interleaved(steps: dict[str, Callable[[], None]], repeats: int) -
             step()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def machine_facts(**extra: object) -> dict:
+    """What a result depends on: the CPU, its threads, torch, the date (and what a benchmark adds)."""
+    import platform
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        **extra,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def write_results(out: str | Path, record: dict, lines: list[str]) -> None:
+    """``<out>.json`` (the numbers) and ``<out>.md`` (the table the README quotes), and print the table."""
+    import json
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
