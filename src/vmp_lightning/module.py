@@ -239,26 +239,43 @@ class VideoClassifier(L.LightningModule):
         self.log(f"{stage}/loss", loss, prog_bar=stage != "test", **log)
         return logits, loss
 
+    def on_train_start(self) -> None:
+        self._snapshot = None  # the buffers are on their device now: `_snapshot_buffers` takes them anew
+
+    def _snapshot_buffers(self) -> tuple[list[Tensor], list[Tensor]]:
+        """The model's buffers (BatchNorm statistics: a forward changes them) and a copy of them, listed once per
+        run (`on_train_start`: after the move to the device) and refreshed with one foreach copy per step (listing
+        and cloning them every step cost ~6 ms on X3D)."""
+        snapshot = getattr(self, "_snapshot", None)
+        if snapshot is None:
+            buffers = list(self.model.buffers())
+            snapshot = self._snapshot = (buffers, [b.clone() for b in buffers])
+        elif snapshot[0]:
+            torch._foreach_copy_(snapshot[1], snapshot[0])
+        return snapshot
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor | None:
-        buffers = [(b, b.clone()) for b in self.model.buffers()]  # BatchNorm statistics: a forward changes them
+        buffers = self._snapshot_buffers()
         logits, loss = self._loss(batch, "train")
         if not self._loss_is_usable(loss, batch, buffers):
             return None  # on_nonfinite_loss: skip; Lightning then skips backward and the optimizer step
         self.train_metrics.update(logits.detach(), batch["label"])
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(batch["label"]))
-        values = {f"prompt/{name}": value for name, value in self.model.prompt_values().items()}
-        self.log_dict(values, on_step=True, on_epoch=False, batch_size=1)  # equal on all ranks: no sync needed
+        connector = getattr(self._trainer, "_logger_connector", None)
+        if connector is None or connector.should_update_logs:  # step-only values: only on the steps that log
+            values = {f"prompt/{name}": value for name, value in self.model.prompt_values().items()}
+            self.log_dict(values, on_step=True, on_epoch=False, batch_size=1)  # equal on all ranks: no sync
         return loss
 
-    def _loss_is_usable(self, loss: Tensor, batch: dict, buffers: list[tuple[Tensor, Tensor]]) -> bool:
+    def _loss_is_usable(self, loss: Tensor, batch: dict, buffers: tuple[list[Tensor], list[Tensor]]) -> bool:
         """Stop at (or skip) a non-finite loss before it reaches the weights (the BatchNorm statistics its forward
         pass changed are put back); warn once when the loss explodes. One small all-reduce per step, so every DDP
         rank takes the same decision."""
         state = torch.stack([(~torch.isfinite(loss.detach())).float(), torch.nan_to_num(loss.detach().float())])
         nonfinite, value = (float(v) for v in self._max_over_ranks(state))
         if nonfinite:
-            for buffer, before in buffers:
-                buffer.copy_(before)
+            if buffers[0]:
+                torch._foreach_copy_(buffers[0], buffers[1])
             videos = ", ".join(map(str, batch.get("video_id", [])[:8]))
             where = f"epoch {self.current_epoch}, step {self.global_step}"
             if self.hparams.get("on_nonfinite_loss", "raise") == "skip":
