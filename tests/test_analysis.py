@@ -187,3 +187,16 @@ def test_visualize_a_dataset_item_as_the_loader_gives_it(synthetic_root, tmp_pat
     with pytest.raises(SystemExit) as stop:
         main(["visualize", "--item", "val", "99", "--out", str(tmp_path), *data])
     assert stop.value.code == 2
+
+
+def test_the_images_go_to_the_active_wandb_run(trained, tmp_path, monkeypatch):
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run = wandb.init(dir=str(tmp_path), project="analysis")
+    try:
+        per_class(trained["base_preds"], trained["vmp_preds"], tmp_path / "out")
+    finally:
+        run.finish()
+    (folder,) = tmp_path.glob("wandb/offline-run-*")
+    assert list((folder / "files" / "media" / "images").glob("per_class_*.png"))
