@@ -15,7 +15,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from vmp_lightning.backbones.checkpoints import check_checkpoint_file
 from vmp_lightning.callbacks import LatestCheckpoint, PredictionWriter
 from vmp_lightning.data.datamodule import VideoDataModule
-from vmp_lightning.loggers import AutoWandbLogger, run_directory, write_run_metrics
+from vmp_lightning.loggers import RUN_ID_VARIABLE, AutoWandbLogger, run_directory, write_run_metrics
 from vmp_lightning.module import VideoClassifier, restoring_from_checkpoint
 from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import MotionPrompt
@@ -53,7 +53,6 @@ class RunConfigSaver(SaveConfigCallback):
                 logger.upload(path)
 
 
-RUN_ID_VARIABLE = "VMP_LIGHTNING_RUN_ID"  # how the processes that DDP starts learn their parent's run
 #: ``--ckpt_path`` values that Lightning resolves itself, not file paths.
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
@@ -203,6 +202,14 @@ def follow_data_frames(config) -> None:
         return
     rank_zero_info(f"model.backbone.num_frames {init_args.num_frames} -> {frames}: follows data.num_frames")
     init_args.num_frames = frames
+
+
+def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
+    """A project command's own arguments and those after ``--``, which it passes on to ``fit`` / the CLI."""
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
 
 
 def model_settings(config) -> dict:

@@ -14,7 +14,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from vmp_lightning import demo
 from vmp_lightning.analysis.errors import AnalysisError
 from vmp_lightning.backbones.checkpoints import CheckpointFileError, CheckpointMismatchError
-from vmp_lightning.cli import build_cli
+from vmp_lightning.cli import build_cli, split_passthrough
 from vmp_lightning.data.annotations import DatasetLayoutError
 from vmp_lightning.data.video import VideoDecodeError
 from vmp_lightning.harness.manifest import ManifestError
@@ -83,7 +83,7 @@ def reproduce(argv: list[str]) -> None:
     parser.add_argument("--precision", default=None, help="trainer.precision for every run")
     parser.add_argument("--smoke", action="store_true", help="synthetic videos, tiny models, one short epoch")
     parser.add_argument("--dry-run", action="store_true", help="print each run's command, run nothing")
-    own, _, extra = _split_at_double_dash(argv)
+    own, extra = split_passthrough(argv)
     args = parser.parse_args(own)
     manifest = load_manifest(args.manifest)
     out = Path(args.out) / ("smoke" if args.smoke else "")
@@ -134,19 +134,12 @@ def sweep(argv: list[str]) -> None:
     parser.add_argument("--max-trials", type=int, default=None, help="stop after N trials (random/bayes need it)")
     parser.add_argument("--out", default="experiments/sweeps/runs", help="where the trial folders go")
     parser.add_argument("--seed", type=int, default=0, help="of the random / bayes draws")
-    own, _, extra = _split_at_double_dash(argv)
+    own, extra = split_passthrough(argv)
     args = parser.parse_args(own)
     rows = run_sweep(args.sweep, args.out, args.max_trials, tuple(extra), args.seed)
     print(summary_table(rows))
     if rows:
         print(f"summary written to {Path(rows[0]['folder']).parent / 'summary.csv'}")
-
-
-def _split_at_double_dash(argv: list[str]) -> tuple[list[str], bool, list[str]]:
-    if "--" in argv:
-        cut = argv.index("--")
-        return argv[:cut], True, argv[cut + 1 :]
-    return argv, False, []
 
 
 ANALYSIS_COMMANDS = ("visualize", "pn-compare", "weight-similarity", "per-class", "compare-runs")

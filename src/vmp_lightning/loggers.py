@@ -1,7 +1,9 @@
-"""Weights & Biases logging that works without an account (offline runs to sync later)."""
+"""Weights & Biases logging that works without an account (offline runs to sync later); the run folder and its
+``metrics.json``."""
 
 from __future__ import annotations
 
+import json
 import netrc
 import os
 from pathlib import Path
@@ -114,6 +116,7 @@ def run_directory(trainer: L.Trainer) -> Path:
 
 
 METRICS_FILE = "metrics.json"
+RUN_ID_VARIABLE = "VMP_LIGHTNING_RUN_ID"  # the run this process works for (DDP children learn their parent's)
 
 
 def write_run_metrics(trainer: L.Trainer, val: dict[str, float], test: dict[str, float]) -> Path | None:
@@ -121,8 +124,6 @@ def write_run_metrics(trainer: L.Trainer, val: dict[str, float], test: dict[str,
     score, the epochs and steps done and the W&B run (what the harness's tables read). Rank zero only."""
     if not trainer.is_global_zero:
         return None
-    import json
-
     callback = trainer.checkpoint_callback
     wandb_logger = next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
     url = None
@@ -130,7 +131,7 @@ def write_run_metrics(trainer: L.Trainer, val: dict[str, float], test: dict[str,
         url = getattr(wandb_logger.experiment, "url", None)
     best = getattr(callback, "best_model_score", None)
     record = {
-        "run_id": os.environ.get("VMP_LIGHTNING_RUN_ID"),
+        "run_id": os.environ.get(RUN_ID_VARIABLE),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "best_checkpoint": getattr(callback, "best_model_path", "") or None,

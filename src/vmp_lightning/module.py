@@ -261,10 +261,8 @@ class VideoClassifier(L.LightningModule):
             return None  # on_nonfinite_loss: skip; Lightning then skips backward and the optimizer step
         self.train_metrics.update(logits.detach(), batch["label"])
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(batch["label"]))
-        connector = getattr(self._trainer, "_logger_connector", None)
-        if connector is None or connector.should_update_logs:  # step-only values: only on the steps that log
-            values = {f"prompt/{name}": value for name, value in self.model.prompt_values().items()}
-            self.log_dict(values, on_step=True, on_epoch=False, batch_size=1)  # equal on all ranks: no sync
+        values = {f"prompt/{name}": value for name, value in self.model.prompt_values().items()}
+        self.log_dict(values, on_step=True, on_epoch=False, batch_size=1)  # equal on all ranks: no sync needed
         return loss
 
     def _loss_is_usable(self, loss: Tensor, batch: dict, buffers: tuple[list[Tensor], list[Tensor]]) -> bool:

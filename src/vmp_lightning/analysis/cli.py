@@ -9,6 +9,7 @@ from pathlib import Path
 from vmp_lightning.analysis import tools
 from vmp_lightning.analysis.errors import AnalysisError
 from vmp_lightning.analysis.tools import PUBLISHED_MN
+from vmp_lightning.cli import split_passthrough
 
 
 def _add_pn_source(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +43,7 @@ def visualize(argv: list[str]) -> None:
     _add_pn_source(parser)
     parser.add_argument("--frames", type=int, default=8, help="T: prompts to show (T+1 frames are read)")
     parser.add_argument("--surfaces", action="store_true", help="also 3D surface plots of D and A")
-    own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    own, extra = split_passthrough(argv)
     args = parser.parse_args(own)
     layers = _layers(args)
     clip, title = _clip(args, args.frames + 1, extra)
@@ -87,7 +88,7 @@ def pn_compare(argv: list[str]) -> None:
     parser.add_argument("--sigme-eta", type=float, default=20.0)
     parser.add_argument("--asinhe-gamma", type=float, default=10.0)
     parser.add_argument("--mn", nargs=2, type=float, default=PUBLISHED_MN["finegym"], metavar=("M", "N"))
-    own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    own, extra = split_passthrough(argv)
     args = parser.parse_args(own)
     pns = tools.baseline_pns(args.gamma, args.maxexp_eta, args.sigme_eta, args.asinhe_gamma, *args.mn)
     tools.pn_compare(_clip(args, 2, extra)[0], pns, args.out)

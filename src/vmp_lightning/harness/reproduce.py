@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vmp_lightning.harness.manifest import Manifest, Run
 from vmp_lightning.harness.smoke import write_smoke_datasets
-from vmp_lightning.loggers import METRICS_FILE
+from vmp_lightning.loggers import METRICS_FILE, RUN_ID_VARIABLE
 
 
 @dataclass
@@ -155,5 +155,5 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
     for name, state in status.items():
         if state.startswith("failed"):
             print(f"  {name}: {state}", flush=True)
-    os.environ.pop("VMP_LIGHTNING_RUN_ID", None)
+    os.environ.pop(RUN_ID_VARIABLE, None)
     return status

@@ -17,10 +17,8 @@ FINEGYM_LABELS = (0, 5, 9)  # Gym99 classes the smoke clips use (of 99)
 YOUTUBE = "smoke_00001"
 
 
-def _video(label: int, seed: tuple[int, ...], frames: int = SPEC.video_frames) -> np.ndarray:
-    return render_video(
-        SyntheticMotionSpec(**{**SPEC.__dict__, "video_frames": frames}), label, np.random.default_rng(list(seed))
-    )
+def _video(label: int, seed: tuple[int, ...]) -> np.ndarray:
+    return render_video(SPEC, label, np.random.default_rng(list(seed)))
 
 
 def write_hmdb51(root: Path, per_class: int = 4) -> Path:
