@@ -9,6 +9,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import lightning as L
+import yaml
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
@@ -46,7 +47,7 @@ class RunConfigSaver(SaveConfigCallback):
         path = folder / self.config_filename
         self.parser.save(self.config, str(path), skip_unset=False, overwrite=True, multifile=self.multifile)
         rank_zero_info(f"Config saved to {path}")
-        whole = {k: v for k, v in self.config.clone().as_dict().items() if k not in ("config", "__path__")}
+        whole = yaml.safe_load(path.read_text())  # plain YAML values, as saved (no parser internals)
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": whole})
             if isinstance(logger, AutoWandbLogger):
