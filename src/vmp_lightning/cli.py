@@ -27,7 +27,10 @@ DESCRIPTION = (
     f"({DEFAULT_CONFIG}: synthetic motion videos, tiny 3D CNN); --config files and flags override it. "
     "Project commands: `vmp-lightning demo` (baseline vs VMP on synthetic motion videos), "
     "`vmp-lightning prepare hmdb51|finegym|mpii-cooking2` (cut clips), "
-    "`vmp-lightning check-videos --config ...` (decode every video of a dataset once)."
+    "`vmp-lightning check-videos --config ...` (decode every video of a dataset once), "
+    "`vmp-lightning reproduce experiments/table2.yaml` (the paper's tables), `vmp-lightning table ...`, "
+    "`vmp-lightning sweep experiments/sweeps/....yaml` (offline sweeps), and the analysis tools "
+    "`visualize`, `pn-compare`, `weight-similarity`, `per-class`, `compare-runs` (each with --help)."
 )
 
 
