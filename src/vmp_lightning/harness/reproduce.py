@@ -55,16 +55,23 @@ class RunNotReady(RuntimeError):
     """A run that cannot start: its pretrained file is missing, or the run it starts from is not done."""
 
 
+def placement_flags(folder: Path, name: str, group: str) -> list[str]:
+    """Where a harness run writes (its folder, also the W&B save_dir) and its W&B name and group."""
+    return [
+        f"--trainer.default_root_dir={folder}",
+        f"--trainer.logger.init_args.save_dir={folder}",
+        f"--trainer.logger.init_args.name={name}",
+        f"--trainer.logger.init_args.group={group}",
+    ]
+
+
 def fit_arguments(manifest: Manifest, run: Run, options: Options) -> list[str]:
     """The ``vmp-lightning fit`` argument list of a run (resuming it when it was interrupted)."""
     folder = run_folder(options.out, run)
     args = [
         "fit",
         *run.flags(options.smoke),
-        f"--trainer.default_root_dir={folder}",
-        f"--trainer.logger.init_args.save_dir={folder}",
-        f"--trainer.logger.init_args.name={run.manifest}/{run.name}",
-        f"--trainer.logger.init_args.group={run.manifest}/{run.model}",
+        *placement_flags(folder, f"{run.manifest}/{run.name}", f"{run.manifest}/{run.model}"),
         f"--trainer.logger.init_args.tags={json.dumps(run.tags)}",
         "--test_after_fit=true",
     ]

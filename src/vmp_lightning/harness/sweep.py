@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from vmp_lightning.harness.manifest import ManifestError
-from vmp_lightning.harness.reproduce import execute, run_metrics
+from vmp_lightning.harness.reproduce import execute, placement_flags, run_metrics
 
 METHODS = ("grid", "random", "bayes")
 
@@ -162,10 +162,7 @@ def run_sweep(
         args = [
             *cli_arguments(agent_command(sweep, parameters)),
             *extra,
-            f"--trainer.default_root_dir={trial_folder}",
-            f"--trainer.logger.init_args.save_dir={trial_folder}",
-            f"--trainer.logger.init_args.name={name}/trial_{index:03d}",
-            f"--trainer.logger.init_args.group=sweep/{name}",
+            *placement_flags(trial_folder, f"{name}/trial_{index:03d}", f"sweep/{name}"),
         ]
         record = run_metrics(trial_folder, require_test=False)
         if record is None:  # not run before (a finished trial is kept: the sweep resumes)
