@@ -108,6 +108,7 @@ def test_ddp_two_cpu_processes(synthetic_root, tmp_path):
     metrics = list(csv.DictReader(metrics_file.open()))
     val_rows = [row for row in metrics if row.get("val/acc1")]
     assert len(val_rows) == 2  # one synced value per validation epoch, not one per rank
+    assert len([row for row in metrics if row.get("train/acc1")]) == 2  # counted over both ranks, once an epoch
     steps = [int(row["step"]) for row in metrics if row.get("prompt/a")]
     # 24 training videos, batch 4, 2 ranks -> 3 steps per epoch on each rank
     assert max(int(row["step"]) for row in metrics) >= 5 and len(steps) == len(set(steps))

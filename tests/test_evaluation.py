@@ -147,3 +147,37 @@ def test_ddp_evaluation_equals_single_process(tmp_path):
         assert [float(a[f"score_{k}"]) for k in range(3)] == pytest.approx([float(b[f"score_{k}"]) for k in range(3)])
     metrics = [json.loads((out / "test_metrics.json").read_text()) for _, out in results.values()]
     assert metrics[0]["confusion"] == metrics[1]["confusion"] and metrics[0]["count"] == 9
+
+
+def test_running_accuracy_equals_torchmetrics_over_several_steps():
+    """The training accuracy's hit counts give torchmetrics' micro top-1 / top-5 over all clips of the epoch."""
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from vmp_lightning.evaluation import RunningAccuracy
+
+    generator = torch.Generator().manual_seed(0)
+    running = RunningAccuracy(7)
+    top1, top5 = MulticlassAccuracy(7, top_k=1, average="micro"), MulticlassAccuracy(7, top_k=5, average="micro")
+    for size in (5, 3, 8):
+        logits, labels = torch.randn(size, 7, generator=generator), torch.randint(0, 7, (size,), generator=generator)
+        running.update(logits, labels)
+        top1.update(logits, labels)
+        top5.update(logits, labels)
+    result = running.compute()
+    assert float(result["acc1"]) == pytest.approx(float(top1.compute()))
+    assert float(result["acc5"]) == pytest.approx(float(top5.compute()))
+    assert 0 < float(result["acc1"]) < float(result["acc5"]) < 1  # the draw tests something
+
+
+def test_running_accuracy_sums_ranks_caps_top_k_and_resets():
+    from vmp_lightning.evaluation import RunningAccuracy
+
+    running = RunningAccuracy(3)  # top-5 is top-3 with 3 classes: every clip is a hit
+    running.update(torch.tensor([[3.0, 2.0, 1.0], [0.0, 1.0, 2.0]]), torch.tensor([0, 0]))
+    assert {k: float(v) for k, v in running.compute().items()} == {"acc1": 0.5, "acc5": 1.0}
+    # another rank saw 2 clips, none right in its top 1: the counts are summed before dividing
+    other_rank = torch.tensor([0, 2, 2])
+    summed = running.compute(lambda counts: counts + other_rank)
+    assert {k: float(v) for k, v in summed.items()} == {"acc1": 0.25, "acc5": 1.0}
+    running.reset()
+    assert running.compute() == {}

@@ -242,3 +242,49 @@ def test_a_checkpoint_of_version_0_1_loads_with_the_same_outputs():
     torch.testing.assert_close(logits, expected["logits"], rtol=0, atol=1e-6)
     torch.testing.assert_close(attention["input"], expected["attention"], rtol=0, atol=1e-6)
     assert model.hparams.v_reduction == "per_pair" and "v_normalization" not in model.hparams
+
+
+def test_a_training_step_logs_only_what_reaches_a_logger(tmp_path, monkeypatch):
+    """Each `self.log` costs Lightning ~0.2-2 ms: a step logs the losses (their epoch means need every step), the
+    prompt's values only on the steps a logger writes, and the training accuracy once per epoch, over all clips."""
+    import csv
+
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+    from torch.utils.data import DataLoader
+
+    generator = torch.Generator().manual_seed(0)
+    items = [
+        {"video": torch.randn(4, 3, 5, 16, 16, generator=generator), "label": torch.tensor([0, 1, 2, 3])}
+        for _ in range(6)
+    ]
+    classifier = tiny(vmp=True)
+    logged_at: dict[int, set[str]] = {}
+    log = VideoClassifier.log
+
+    def recording_log(self, name, value, **kwargs):
+        if self.trainer.training:
+            logged_at.setdefault(self.global_step, set()).add(name)
+        return log(self, name, value, **kwargs)
+
+    monkeypatch.setattr(VideoClassifier, "log", recording_log)
+    hits = []
+    update = classifier.train_accuracy.update
+    monkeypatch.setattr(classifier.train_accuracy, "update", lambda logits, labels: (hits.append(
+        (logits.argmax(1) == labels).sum().item()), update(logits, labels)))  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=1, logger=CSVLogger(tmp_path), log_every_n_steps=3, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(classifier, DataLoader(items, batch_size=None))
+    prompt = {"prompt/a", "prompt/b", "prompt/m", "prompt/n"}
+    assert [logged_at[step] for step in (0, 1, 3, 4)] == [{"train/ce", "train/loss"}] * 4
+    assert logged_at[2] == logged_at[5] == {"train/ce", "train/loss", *prompt}
+    rows = list(csv.DictReader(next(tmp_path.glob("**/metrics.csv")).open()))
+    assert [int(row["step"]) for row in rows if row.get("prompt/a")] == [2, 5]  # beside the step losses
+    assert all(row["train/loss_step"] for row in rows if row.get("prompt/a"))
+    (epoch_row,) = [row for row in rows if row.get("train/acc1")]
+    assert float(epoch_row["train/acc1"]) == pytest.approx(sum(hits) / 24)
+    assert trainer.callback_metrics["train/acc1"] == pytest.approx(sum(hits) / 24)
+    last_written = [float(row["prompt/a"]) for row in rows if row.get("prompt/a")][-1]
+    assert float(trainer.callback_metrics["prompt/a"]) == pytest.approx(last_written)

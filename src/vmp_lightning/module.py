@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from vmp_lightning.backbones.checkpoints import CheckpointMismatchError
 from vmp_lightning.callbacks import BadVideoReporter, LatestCheckpoint
-from vmp_lightning.evaluation import Aggregation, ClipScores, accuracy_metrics, evaluate, write_predictions
+from vmp_lightning.evaluation import Aggregation, ClipScores, RunningAccuracy, evaluate, write_predictions
 from vmp_lightning.loggers import run_directory
 from vmp_lightning.model import PromptedModel
 from vmp_lightning.prompt import VReduction, temporal_variation
@@ -118,7 +118,7 @@ class VideoClassifier(L.LightningModule):
         self.model.requires_grad_(train_backbone)
         self.model.head.requires_grad_(train_head)
         self.model.prompts.requires_grad_(train_prompt)
-        self.train_metrics = accuracy_metrics(num_classes, prefix="train/")
+        self.train_accuracy = RunningAccuracy(num_classes)
         self.first_loss: float | None = None
         self.warned_explosion, self.skipped_batches = False, 0
         self.eval_scores = {"val": ClipScores(), "test": ClipScores()}
@@ -153,13 +153,21 @@ class VideoClassifier(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """With a seed, each epoch's randomness (shuffling, augmentation, dropout) starts from ``seed + epoch``, so
-        a run resumed from an epoch's checkpoint continues exactly as the uninterrupted run did."""
+        a run resumed from an epoch's checkpoint continues exactly as the uninterrupted run did. The epoch's
+        training accuracy starts counting anew."""
         seed = os.environ.get("PL_GLOBAL_SEED")
         if seed is not None:
             value = int(seed) + self.current_epoch
             random.seed(value)
             np.random.seed(value % 2**32)
             torch.manual_seed(value)
+        self.train_accuracy.reset(self.device)
+
+    def on_train_epoch_end(self) -> None:
+        """The epoch's training accuracy, counted over all ranks (before the checkpoint callbacks that may
+        monitor it)."""
+        accuracy = self.train_accuracy.compute(lambda counts: self._over_ranks(counts, "sum"))
+        self.log_dict({f"train/{name}": value for name, value in accuracy.items()})
 
     def configure_optimizers(self):
         """Param groups ``backbone``, ``bn`` (with ``bn_weight_decay``) and ``prompt``, each only when it has
@@ -259,18 +267,24 @@ class VideoClassifier(L.LightningModule):
         logits, loss = self._loss(batch, "train")
         if not self._loss_is_usable(loss, batch, buffers):
             return None  # on_nonfinite_loss: skip; Lightning then skips backward and the optimizer step
-        self.train_metrics.update(logits.detach(), batch["label"])
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(batch["label"]))
-        values = {f"prompt/{name}": value for name, value in self.model.prompt_values().items()}
-        self.log_dict(values, on_step=True, on_epoch=False, batch_size=1)  # equal on all ranks: no sync needed
+        self.train_accuracy.update(logits, batch["label"])
+        if self._logs_this_step():  # step-level only: each self.log costs ~0.2-2 ms, most steps write nothing
+            values = {f"prompt/{name}": value for name, value in self.model.prompt_values().items()}
+            self.log_dict(values, on_step=True, on_epoch=False, batch_size=1)  # equal on all ranks: no sync needed
         return loss
+
+    def _logs_this_step(self) -> bool:
+        """Whether Lightning writes this training step's step-level values (every ``trainer.log_every_n_steps``
+        steps, each step of a ``fast_dev_run``); always outside a trainer."""
+        connector = getattr(self._trainer, "_logger_connector", None)
+        return connector is None or connector.should_update_logs or bool(self.trainer.fast_dev_run)
 
     def _loss_is_usable(self, loss: Tensor, batch: dict, buffers: tuple[list[Tensor], list[Tensor]]) -> bool:
         """Stop at (or skip) a non-finite loss before it reaches the weights (the BatchNorm statistics its forward
         pass changed are put back); warn once when the loss explodes. One small all-reduce per step, so every DDP
         rank takes the same decision."""
         state = torch.stack([(~torch.isfinite(loss.detach())).float(), torch.nan_to_num(loss.detach().float())])
-        nonfinite, value = (float(v) for v in self._max_over_ranks(state))
+        nonfinite, value = (float(v) for v in self._over_ranks(state, "max"))
         if nonfinite:
             if buffers[0]:
                 torch._foreach_copy_(buffers[0], buffers[1])
@@ -297,9 +311,10 @@ class VideoClassifier(L.LightningModule):
             )
         return True
 
-    def _max_over_ranks(self, value: Tensor) -> Tensor:
-        """The maximum over the DDP ranks (so all take the same decision); the value itself outside a trainer."""
-        return self.trainer.strategy.reduce(value, reduce_op="max") if self._trainer is not None else value
+    def _over_ranks(self, value: Tensor, reduce_op: Literal["max", "sum"]) -> Tensor:
+        """The maximum (so all ranks take the same decision) or sum over the DDP ranks; the value itself outside a
+        trainer."""
+        return self.trainer.strategy.reduce(value, reduce_op=reduce_op) if self._trainer is not None else value
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """A finite loss can still give non-finite gradients (seen: bf16 on CPU, temporal convolutions on inputs
@@ -310,7 +325,7 @@ class VideoClassifier(L.LightningModule):
         if not grads or getattr(self.trainer.precision_plugin, "scaler", None) is not None:
             return  # 16-mixed: the gradient scaler skips overflowing steps itself, by design
         norms = torch.stack(torch._foreach_norm(grads))
-        if not self._max_over_ranks((~torch.isfinite(norms)).any().float()):
+        if not self._over_ranks((~torch.isfinite(norms)).any().float(), "max"):
             return
         names = {p: name for name, p in self.named_parameters()}
         bad = [names.get(p, "?") for p, norm in zip(params, norms, strict=True) if not torch.isfinite(norm)]
