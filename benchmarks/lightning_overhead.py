@@ -6,11 +6,12 @@ plain PyTorch loop, steps/s side by side.
 The two run interleaved, step by step, in one process: before each Lightning step a callback runs one step of the
 plain loop (on its own copy of the model), so both are timed in the same moments and a shared machine's drifts
 (seen here: 25 % between runs a minute apart) hit both alike. A Lightning step is timed from the callback's return
-to its next call, so everything Lightning does per step counts, its bookkeeping after ``on_train_batch_end`` and the
-next batch's fetch included; a plain step includes its own fetch. Clips come from memory (the loader is measured by
-loader_throughput.py). Goal: Lightning >= 0.97x the plain loop.
+to its next call, so everything Lightning does per step counts, its bookkeeping after ``on_train_batch_end`` and
+the next batch's fetch included; a plain step includes its own fetch. The ratio is the median of the paired ratios
+(plain step time / the next Lightning step's time), steadier than a ratio of the two medians. Clips come from
+memory (the loader is measured by loader_throughput.py). Goal: Lightning >= 0.97x the plain loop.
 
-    python benchmarks/lightning_overhead.py [--steps 40] [--rounds 3]
+    python benchmarks/lightning_overhead.py [--steps 40] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "lightning_overhead"))
     args = parser.parse_args()
     results = {}
@@ -130,13 +131,14 @@ def main() -> None:
             for loop, seconds in interleaved_round(factory, loader, args.steps, args.warmup).items():
                 times[loop] += seconds
         rate = {loop: 1 / statistics.median(seconds) for loop, seconds in times.items()}
-        results[name] = {**rate, "ratio": rate["lightning"] / rate["plain"]}
+        paired = [plain / lightning for plain, lightning in zip(times["plain"], times["lightning"], strict=True)]
+        results[name] = {**rate, "ratio": statistics.median(paired)}
         print(name, results[name], flush=True)
     machine = machine_facts(lightning=L.__version__)
     lines = [
         f"Training steps/s, VideoClassifier under Lightning vs a plain PyTorch loop, bf16 autocast on "
         f"{machine['threads']} CPU threads, torch {machine['torch']}, lightning {machine['lightning']}, "
-        f"median over {args.rounds} rounds x {args.steps} steps, the two loops interleaved step by step, "
+        f"medians over {args.rounds} rounds x {args.steps} steps, the two loops interleaved step by step, "
         f"{machine['date']}",
         "",
         "| model and clip | Lightning steps/s | plain loop steps/s | Lightning / plain |",
