@@ -55,9 +55,11 @@ reproduce-table2: install
 reproduce-table1: install
 	$(BIN)/vmp-lightning reproduce experiments/table1.yaml $(REPRODUCE_FLAGS)
 
+# ruff, then the package's import layers (.importlinter: imports point one way, no cycles)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

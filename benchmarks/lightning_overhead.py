@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from measure import machine_facts, write_results
 from vmp_lightning.backbones import X3D, TinyVideoCNN
-from vmp_lightning.module import VideoClassifier
+from vmp_lightning.classifier import VideoClassifier
 from vmp_lightning.normalization import Normalization
 
 CASES = {  # name -> (backbone factory, frames incl. the prompt's extra one, crop, batch)

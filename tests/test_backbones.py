@@ -10,9 +10,9 @@ from helpers import QUIET, run_cli, tiny_data_args
 from vmp_lightning.backbones import X3D, SlowFast, TimeSformer, TinyVideoCNN, TorchvisionVideo
 from vmp_lightning.backbones.checkpoints import CheckpointMismatchError, load_weights, read_state_dict
 from vmp_lightning.backbones.timesformer import resize_pos_embed, resize_time_embed
-from vmp_lightning.data import Normalization
+from vmp_lightning.normalization import Normalization
 from vmp_lightning.model import PromptedModel
-from vmp_lightning.module import VideoClassifier
+from vmp_lightning.classifier import VideoClassifier
 from vmp_lightning.prompt import LearnableSigmoid
 
 NORM = Normalization((0.45,) * 3, (0.225,) * 3)

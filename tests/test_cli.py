@@ -215,7 +215,7 @@ def test_learning_rates_are_logged_per_param_group(synthetic_root, tmp_path):
 def test_a_run_started_from_pretrained_weights_moves_without_them(synthetic_root, tmp_path):
     """Testing, resuming and loading a checkpoint never re-read ``init_checkpoint``: its weights are inside."""
     from vmp_lightning.backbones import TinyVideoCNN
-    from vmp_lightning.module import VideoClassifier
+    from vmp_lightning.classifier import VideoClassifier
 
     pretrained = tmp_path / "pretrained.pyth"
     torch.save({"model_state": TinyVideoCNN(4, width=32).state_dict()}, pretrained)

@@ -22,7 +22,7 @@ def test_config_parses(path, synthetic_root):
     cli = build_cli([*tiny_data_args(synthetic_root), "--trainer.logger=false"], run=False)
     data_args = [] if "data" in path.parts else tiny_data_args(synthetic_root)  # real datasets: parsed, not built
     config = cli.parser.parse_args(["--config", str(path), *data_args])
-    assert config.model.class_path == "vmp_lightning.module.VideoClassifier"
+    assert config.model.class_path == "vmp_lightning.classifier.VideoClassifier"
 
 
 @pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: p.name)

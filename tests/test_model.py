@@ -1,4 +1,5 @@
-"""PromptedModel (model.py): plain PyTorch, the (logits, attention) contract, prompt sites, head finding."""
+"""PromptedModel (model.py): plain PyTorch, the clip contract it owns (frames, normalisation), the (logits,
+attention) contract, prompt sites, head finding."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from vmp_lightning.backbones import X3D, SlowFast, TinyVideoCNN
-from vmp_lightning.model import PromptedModel, PromptSites, find_head
+from vmp_lightning.backbones import X3D, SlowFast, TimeSformer, TinyVideoCNN
+from vmp_lightning.model import PromptedModel, PromptSites, build_backbone, find_head, frames_per_clip
 from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import LearnableSigmoid, MotionPrompt
 
@@ -39,7 +40,7 @@ def test_vmp_model_returns_logits_and_the_input_attention():
     expected_prompts, expected_maps = model.prompt(clip)  # the backbone sees exactly the layer's prompts
     torch.testing.assert_close(attention["input"], expected_maps)
     torch.testing.assert_close(logits, model.backbone(expected_prompts))
-    assert model.extra_frames == 1 and set(model.prompt_values()) == {"a", "b", "m", "n"}
+    assert model.frames_per_clip == 9 and set(model.prompt_values()) == {"a", "b", "m", "n"}
 
 
 def test_baseline_model_returns_empty_attention():
@@ -47,7 +48,7 @@ def test_baseline_model_returns_empty_attention():
     model = PromptedModel(backbone, 5)
     clip = torch.randn(2, 3, 8, 16, 16)
     logits, attention = model(clip)
-    assert attention == {} and model.prompt is None and model.extra_frames == 0
+    assert attention == {} and model.prompt is None and model.frames_per_clip == 8
     torch.testing.assert_close(logits, backbone(clip))
 
 
@@ -70,8 +71,6 @@ def test_sites_are_checked():
         PromptedModel(SlowFast(5, width=8), 5, vmp=True, vmp_sites=["input"], normalization=NORM)
     with pytest.raises(ValueError, match="vmp_sites"):
         PromptedModel(TinyVideoCNN(5), 5, vmp=True, vmp_sites=["slow"], normalization=NORM)
-    with pytest.raises(ValueError, match="needs the data's normalization"):
-        PromptedModel(TinyVideoCNN(5), 5, vmp=True)
 
 
 def test_a_given_pn_is_copied_per_site_or_shared():
@@ -86,7 +85,48 @@ def test_a_given_pn_is_copied_per_site_or_shared():
 
 def test_normalization_may_come_as_the_dict_checkpoints_store():
     model = PromptedModel(TinyVideoCNN(5), 5, vmp=True, normalization=NORM.as_dict(), reference_luma=True)
-    assert model.prompt.std == NORM.std and model.prompt.channel_order == "bgr"
+    assert model.normalization == NORM and model.prompt.normalization is model.normalization
+    assert model.prompt.luma_order == "bgr" and NORM.channel_order == "rgb"  # the pixels stay RGB
+
+
+def test_the_model_normalises_uint8_clips_itself_with_its_own_statistics():
+    """The data delivers uint8; the model's `Normalization` (not the data's) makes them floats on the clip's
+    device. A float clip is taken as normalised already."""
+    torch.manual_seed(0)
+    own = Normalization((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    model = PromptedModel(TinyVideoCNN(5, width=4), 5, num_frames=4, vmp=True, normalization=own).eval()
+    clip = torch.randint(0, 256, (2, 3, 5, 16, 16), dtype=torch.uint8)
+    by_hand = (clip.double() / 255 - torch.tensor(own.mean, dtype=torch.float64).view(3, 1, 1, 1)) / torch.tensor(
+        own.std, dtype=torch.float64
+    ).view(3, 1, 1, 1)
+    logits, attention = model(clip)
+    expected_logits, expected_attention = model(by_hand.float())
+    torch.testing.assert_close(logits, expected_logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(attention["input"], expected_attention["input"], atol=1e-6, rtol=0)
+    assert PromptedModel(TinyVideoCNN(5), 5).normalization == Normalization()  # Kinetics, as the originals
+
+
+def test_the_model_refuses_a_clip_of_another_length():
+    model = PromptedModel(TinyVideoCNN(5, width=4), 5, num_frames=4, vmp=True)
+    assert model.frames_per_clip == frames_per_clip(4, vmp=True) == 5
+    with pytest.raises(ValueError, match=r"expected clips B x 3 x 5 x H x W \(T=4 \+ 1 for the motion prompt\)"):
+        model(torch.zeros(1, 3, 4, 16, 16, dtype=torch.uint8))
+    assert PromptedModel(TinyVideoCNN(5), 5, num_frames=4).frames_per_clip == 4
+
+
+def test_a_backbone_sized_for_frames_is_built_for_the_models_t():
+    """TimeSformer's time embedding follows model.num_frames (one owner); a different T set on the backbone
+    itself is an error naming both, whichever way the backbone comes."""
+    from functools import partial
+
+    kwargs = dict(img_size=16, patch_size=8, embed_dim=8, depth=1, num_heads=2)
+    built = build_backbone(partial(TimeSformer, **kwargs), 5, num_frames=3)
+    assert built.num_frames == 3 and built.time_embed.shape[1] == 3
+    assert isinstance(build_backbone(lambda k: TinyVideoCNN(k), 5, num_frames=3), TinyVideoCNN)
+    with pytest.raises(ValueError, match=r"backbone's num_frames \(6\) differs from model.num_frames \(3\)"):
+        build_backbone(partial(TimeSformer, num_frames=6, **kwargs), 5, num_frames=3)
+    with pytest.raises(ValueError, match="built for 6 frames, the model for 3"):
+        PromptedModel(TimeSformer(5, num_frames=6, **kwargs), 5, num_frames=3)
 
 
 def test_head_is_found_or_named():

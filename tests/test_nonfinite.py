@@ -9,8 +9,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from vmp_lightning.backbones import TinyVideoCNN
-from vmp_lightning.data import Normalization
-from vmp_lightning.module import NonFiniteLossError, VideoClassifier
+from vmp_lightning.normalization import Normalization
+from vmp_lightning.classifier import VideoClassifier
+from vmp_lightning.nonfinite import NonFiniteLossError
 
 NORM = Normalization((0.45,) * 3, (0.225,) * 3)
 
@@ -34,7 +35,7 @@ def trainer(tmp_path, steps: int) -> L.Trainer:
 
 
 def model(**kwargs) -> VideoClassifier:
-    return VideoClassifier(lambda k: TinyVideoCNN(k, width=4), num_classes=5, normalization=NORM, **kwargs)
+    return VideoClassifier(lambda k: TinyVideoCNN(k, width=4), num_classes=5, num_frames=4, normalization=NORM, **kwargs)
 
 
 def finite(module: torch.nn.Module) -> bool:
@@ -54,7 +55,7 @@ def test_skip_leaves_the_batch_out_and_trains_on(tmp_path):
     fitted = trainer(tmp_path, 5)
     with pytest.warns(UserWarning, match=r"non-finite loss at epoch 0, step 2 \(videos v2a, v2b\): batch skipped"):
         fitted.fit(classifier, DataLoader(batches(6, poisoned=2), batch_size=None))
-    assert classifier.skipped_batches == 1 and finite(classifier) and fitted.global_step == 5
+    assert classifier.guard.skipped == 1 and finite(classifier) and fitted.global_step == 5
     assert all(torch.isfinite(b).all() for b in classifier.buffers())
 
 
@@ -71,7 +72,7 @@ def test_non_finite_gradients_never_reach_the_weights(tmp_path, policy):
     else:
         with pytest.warns(UserWarning, match="non-finite gradients .* step skipped"):
             fitted.fit(classifier, DataLoader(batches(4), batch_size=None))
-        assert classifier.skipped_batches == 1
+        assert classifier.guard.skipped == 1
     assert finite(classifier)
 
 

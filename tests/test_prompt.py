@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import (
     AsinhE,
     Gamma,
@@ -18,6 +19,7 @@ from vmp_lightning.prompt import (
 )
 
 MEAN, STD = (0.43, 0.45, 0.40), (0.23, 0.22, 0.25)
+NORM = Normalization(MEAN, STD)
 
 
 def reference_prompt(x, mean, std, order, m, n, alpha=5.0, beta=0.45, eps=0.1, gamma=0.6):
@@ -45,7 +47,7 @@ def reference_prompt(x, mean, std, order, m, n, alpha=5.0, beta=0.45, eps=0.1, g
 def test_layer_matches_spec_formula_fp32(order, m, n):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 6, 12, 10)
-    layer = MotionPrompt(MEAN, STD, order, LearnableSigmoid(init_m=m, init_n=n))
+    layer = MotionPrompt(Normalization(MEAN, STD, order), LearnableSigmoid(init_m=m, init_n=n))
     prompts, attention = layer(x)
     want_prompts, want_attention = reference_prompt(x, MEAN, STD, order, m, n)
     assert prompts.shape == (2, 3, 5, 12, 10) and attention.shape == (2, 5, 12, 10)
@@ -58,8 +60,8 @@ def test_channel_order_changes_the_result():
     torch.manual_seed(1)
     x = torch.randn(1, 3, 4, 8, 8)
     pn = dict(init_m=0.5, init_n=0.1)
-    rgb = MotionPrompt(MEAN, STD, "rgb", LearnableSigmoid(**pn)).attention(x)
-    bgr = MotionPrompt(MEAN, STD, "bgr", LearnableSigmoid(**pn)).attention(x)
+    rgb = MotionPrompt(Normalization(MEAN, STD, "rgb"), LearnableSigmoid(**pn)).attention(x)
+    bgr = MotionPrompt(Normalization(MEAN, STD, "bgr"), LearnableSigmoid(**pn)).attention(x)
     assert (rgb - bgr).abs().max() > 1e-3
 
 
@@ -68,17 +70,17 @@ def test_mean_std_enter_as_the_spec_says():
     torch.manual_seed(2)
     x = torch.randn(1, 3, 4, 8, 8)
     pn = dict(init_m=0.2, init_n=0.0)
-    base = MotionPrompt(MEAN, STD, pn=LearnableSigmoid(**pn)).attention(x)
-    other_mean = MotionPrompt((0.1, 0.2, 0.3), STD, pn=LearnableSigmoid(**pn)).attention(x)
-    other_std = MotionPrompt(MEAN, (0.5, 0.5, 0.5), pn=LearnableSigmoid(**pn)).attention(x)
+    base = MotionPrompt(NORM, pn=LearnableSigmoid(**pn)).attention(x)
+    other_mean = MotionPrompt(Normalization((0.1, 0.2, 0.3), STD), pn=LearnableSigmoid(**pn)).attention(x)
+    other_std = MotionPrompt(Normalization(MEAN, (0.5, 0.5, 0.5)), pn=LearnableSigmoid(**pn)).attention(x)
     torch.testing.assert_close(base, other_mean)
     assert (base - other_std).abs().max() > 1e-3
 
 
 def test_sigmoid_slope_and_shift_ranges_and_properties():
-    layer = MotionPrompt(MEAN, STD, pn=LearnableSigmoid(init_m=0.0, init_n=0.0))
+    layer = MotionPrompt(NORM, pn=LearnableSigmoid(init_m=0.0, init_n=0.0))
     assert layer.a.item() == pytest.approx(50.0) and layer.b.item() == pytest.approx(0.0)
-    layer = MotionPrompt(MEAN, STD, pn=LearnableSigmoid(init_m=50.0, init_n=50.0))
+    layer = MotionPrompt(NORM, pn=LearnableSigmoid(init_m=50.0, init_n=50.0))
     assert layer.a.item() == pytest.approx(5 / 0.55) and layer.b.item() == pytest.approx(0.6)
     values = layer.log_values()
     assert set(values) == {"a", "b", "m", "n"} and values["m"] == pytest.approx(50.0)
@@ -103,7 +105,7 @@ def test_fixed_sigmoid_has_no_parameters():
 
 def test_gradcheck_input_m_n_float64():
     torch.manual_seed(3)
-    layer = MotionPrompt(MEAN, STD, pn=LearnableSigmoid(init_m=0.4, init_n=0.1)).double()
+    layer = MotionPrompt(NORM, pn=LearnableSigmoid(init_m=0.4, init_n=0.1)).double()
     x = (0.3 * torch.randn(1, 3, 4, 5, 5, dtype=torch.float64)).requires_grad_()
 
     m = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
@@ -139,28 +141,28 @@ def test_gradcheck_input_m_n_float64():
     ],
 )
 def test_bad_clips_raise_clear_errors(shape, message):
-    layer = MotionPrompt(MEAN, STD)
+    layer = MotionPrompt(NORM)
     with pytest.raises(ValueError, match=message):
         layer(torch.zeros(shape))
 
 
 def test_bad_settings_raise_clear_errors():
     with pytest.raises(ValueError, match="mean needs one value per colour channel"):
-        MotionPrompt((0.5, 0.5), STD)
+        Normalization((0.5, 0.5), STD)
     with pytest.raises(ValueError, match="std needs one value per colour channel"):
-        MotionPrompt(MEAN, (0.2,) * 4)
+        Normalization(MEAN, (0.2,) * 4)
     with pytest.raises(ValueError, match="std must be positive"):
-        MotionPrompt(MEAN, (0.2, 0.0, 0.2))
+        Normalization(MEAN, (0.2, 0.0, 0.2))
     with pytest.raises(ValueError, match="channel_order"):
-        MotionPrompt(MEAN, STD, "yuv")
+        Normalization(MEAN, STD, "yuv")
     with pytest.raises(ValueError, match="floating-point"):
-        MotionPrompt(MEAN, STD)(torch.zeros(1, 3, 3, 4, 4, dtype=torch.uint8))
+        MotionPrompt(NORM)(torch.zeros(1, 3, 3, 4, 4, dtype=torch.uint8))
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_autocast_keeps_maps_fp32_and_prompts_in_input_dtype(dtype):
     torch.manual_seed(4)
-    layer = MotionPrompt(MEAN, STD, pn=LearnableSigmoid(init_m=0.5, init_n=0.05))
+    layer = MotionPrompt(NORM, pn=LearnableSigmoid(init_m=0.5, init_n=0.05))
     x = torch.randn(2, 3, 5, 16, 16)
     want_prompts, want_attention = layer(x)
     with torch.autocast("cpu", dtype=dtype):
@@ -177,7 +179,7 @@ def test_autocast_keeps_maps_fp32_and_prompts_in_input_dtype(dtype):
 
 def test_map_is_broadcast_not_copied_over_channels():
     x = torch.randn(1, 3, 3, 4, 4)
-    layer = MotionPrompt(MEAN, STD)
+    layer = MotionPrompt(NORM)
     prompts, attention = layer(x)
     for c in range(3):
         torch.testing.assert_close(prompts[:, c], attention * x[:, c, 1:])
@@ -222,11 +224,11 @@ def test_learnable_baseline_parameters_get_gradients_and_no_nan_at_zero():
 
 def test_layer_accepts_any_pn():
     x = torch.randn(1, 3, 3, 4, 4)
-    prompts, _ = MotionPrompt(MEAN, STD, pn=AsinhE())(x)
+    prompts, _ = MotionPrompt(NORM, pn=AsinhE())(x)
     assert prompts.shape == (1, 3, 2, 4, 4)
-    assert MotionPrompt(MEAN, STD, pn=AsinhE()).log_values() == {"gamma": 10.0}
+    assert MotionPrompt(NORM, pn=AsinhE()).log_values() == {"gamma": 10.0}
     with pytest.raises(TypeError, match="AsinhE has no 'a'"):
-        MotionPrompt(MEAN, STD, pn=AsinhE()).a  # noqa: B018
+        MotionPrompt(NORM, pn=AsinhE()).a  # noqa: B018
 
 
 # --- V -------------------------------------------------------------------------------------------------------

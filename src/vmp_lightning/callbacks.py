@@ -1,11 +1,15 @@
-"""Callbacks that `VideoClassifier` brings along (`configure_callbacks`), so a plain `Trainer` gets them too."""
+"""Callbacks that `VideoClassifier` brings along (`configure_callbacks`), so a plain `Trainer` gets them too, and the
+ones the CLI adds (`LatestCheckpoint`, `PredictionWriter`) or a user may add (`PromptMedia`)."""
 
 from __future__ import annotations
 
+import os
+import random
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -50,6 +54,41 @@ class BadVideoReporter(L.Callback):
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         self._log(pl_module, "test")
+
+
+class EpochSeeding(L.Callback):
+    """With a seed, each epoch's randomness (shuffling, augmentation, dropout) starts from ``seed + epoch``, so a run
+    resumed from an epoch's checkpoint continues exactly as the uninterrupted run did."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        if seed is not None:
+            value = int(seed) + trainer.current_epoch
+            random.seed(value)
+            np.random.seed(value % 2**32)
+            torch.manual_seed(value)
+
+
+class RunFacts(L.Callback):
+    """At the start of a fit, says and logs what the run trains at: the effective batch the learning rate is tuned
+    for (processes x batch x accumulation) and how much of ``init_checkpoint`` loaded."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logged: dict[str, Any] = {}
+        report = getattr(pl_module, "checkpoint_report", None)
+        if report is not None:
+            logged = {f"init_checkpoint/{k}": v for k, v in report.counts().items()}
+            logged["init_checkpoint/fraction"] = report.fraction
+        batch = getattr(trainer.datamodule, "batch_size", None)
+        if batch:
+            processes, accumulate = trainer.world_size, trainer.accumulate_grad_batches
+            logged["effective_batch_size"] = processes * batch * accumulate
+            rank_zero_info(
+                f"effective batch {logged['effective_batch_size']} = {processes} process{'es' * (processes > 1)} x "
+                f"batch {batch} x {accumulate} accumulated"
+            )
+        if pl_module.logger is not None and logged:
+            pl_module.logger.log_hyperparams(logged)
 
 
 class LatestCheckpoint(ModelCheckpoint):
@@ -134,14 +173,12 @@ class PromptMedia(L.Callback):
             return
         if trainer.current_epoch % self.every_n_epochs:
             return
-        from vmp_lightning.analysis.figures import figure_array, pn_curve_figure, prompt_grid_figure, trace_prompt
+        from vmp_lightning.figures import figure_array, pn_curve_figure, prompt_grid_figure, trace_prompt
 
-        datamodule = trainer.datamodule
-        item = datamodule.dataset("val")[self.clip_index]
-        clip = datamodule.normalization.apply(item["video"].unsqueeze(0))
+        item = trainer.datamodule.dataset("val")[self.clip_index]  # uint8: each layer normalises it as the model does
         images, captions = [], []
         for site, layer in layers.items():
-            trace = trace_prompt(layer, clip)
+            trace = trace_prompt(layer, item["video"])
             title = f"{item.get('video_id', '')} ({site}), epoch {trainer.current_epoch}"
             images.append(figure_array(prompt_grid_figure(trace, title, self.max_steps)))
             captions.append(site)

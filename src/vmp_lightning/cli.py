@@ -9,17 +9,18 @@ from importlib.resources import files
 from pathlib import Path
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from vmp_lightning.backbones.checkpoints import check_checkpoint_file
 from vmp_lightning.callbacks import LatestCheckpoint, PredictionWriter
+from vmp_lightning.classifier import VideoClassifier, restoring_from_checkpoint
 from vmp_lightning.data.datamodule import VideoDataModule
 from vmp_lightning.loggers import RUN_ID_VARIABLE, AutoWandbLogger, run_directory, write_run_metrics
-from vmp_lightning.module import VideoClassifier, restoring_from_checkpoint
-from vmp_lightning.normalization import Normalization
-from vmp_lightning.prompt import MotionPrompt
+from vmp_lightning.migration import migrate_hyperparameters
+from vmp_lightning.model import frames_per_clip
 
 DEFAULT_CONFIG = str(files("vmp_lightning") / "configs" / "default.yaml")
 DESCRIPTION = (
@@ -32,11 +33,6 @@ DESCRIPTION = (
     "`vmp-lightning sweep experiments/sweeps/....yaml` (offline sweeps), and the analysis tools "
     "`visualize`, `pn-compare`, `weight-similarity`, `per-class`, `compare-runs` (each with --help)."
 )
-
-
-def extra_frames(vmp: bool) -> int:
-    """Extra frames the data must sample for the layer in front of the backbone."""
-    return MotionPrompt.extra_frames if vmp else 0
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -117,8 +113,9 @@ def place_run(config, subcommand: str = "fit") -> Path | None:
 
 
 class VMPLightningCLI(LightningCLI):
-    """One switch for VMPs: ``model.vmp`` also makes the data module sample one frame more. The data module owns
-    the number of classes and the normalisation; the model is told both (linked arguments)."""
+    """The model owns the clip contract (T, the prompt's extra frame, the normalisation): the data module is told
+    ``frames_per_clip`` through one link, so ``model.vmp`` is one switch. The data owns the number of classes; the
+    model is told it (the other link)."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument(
@@ -127,25 +124,30 @@ class VMPLightningCLI(LightningCLI):
             default=False,
             help="fit only: then test the best checkpoint in the same run (same folder, same W&B run)",
         )
-        parser.link_arguments("model.init_args.vmp", "data.init_args.extra_frames", compute_fn=extra_frames)
-        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
-        parser.link_arguments(  # as a plain dict, so saved hyper-parameters stay plain YAML
-            "data.normalization",
-            "model.init_args.normalization",
-            apply_on="instantiate",
-            compute_fn=Normalization.as_dict,
+        parser.link_arguments(
+            ("model.init_args.num_frames", "model.init_args.vmp"), "data.init_args.frames_per_clip", frames_per_clip
         )
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:
-        """Lightning's: the model's settings come from the checkpoint. Here the file is checked first (a clear
-        error instead of the unpickler's), and the settings it replaces are said."""
+        """Lightning's: the model's settings come from the checkpoint, here brought up to date first (checkpoints
+        of earlier versions, `vmp_lightning.migration`). The file is checked first (a clear error instead of the
+        unpickler's), and the settings it replaces are said."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or ckpt_path in LIGHTNING_CKPT_NAMES:
             return super()._parse_ckpt_path()
         check_checkpoint_file(ckpt_path)
         before = model_settings(self.config[subcommand])
-        super()._parse_ckpt_path()
+        saved = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True).get("hyper_parameters", {})
+        hparams = migrate_hyperparameters({k: v for k, v in saved.items() if k != "_instantiator"})
+        if hparams:
+            model = (
+                {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+                if "_class_path" in hparams
+                else hparams
+            )
+            self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
         after = model_settings(self.config[subcommand])
         replaced = [
             f"model.{key}: {before.get(key)!r} -> {value!r}" for key, value in after.items() if before.get(key) != value
@@ -170,7 +172,6 @@ class VMPLightningCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         if self.subcommand:
             place_run(self.config[self.subcommand], self.subcommand)
-        follow_data_frames(self.config[self.subcommand] if self.subcommand else self.config)
 
     def after_fit(self) -> None:
         """With ``--test_after_fit``: test the best checkpoint (the last weights when none is monitored) in the
@@ -194,18 +195,6 @@ class VMPLightningCLI(LightningCLI):
                 super().instantiate_classes()
         else:
             super().instantiate_classes()
-
-
-def follow_data_frames(config) -> None:
-    """A backbone sized for a number of frames (TimeSformer's time embedding) is built for the data's
-    ``num_frames``: the two are one setting, so a sweep over frames cannot leave them apart."""
-    backbone = config.get("model", {}).get("init_args", {}).get("backbone")
-    init_args = backbone.get("init_args") if hasattr(backbone, "get") else None
-    frames = config.get("data", {}).get("init_args", {}).get("num_frames")
-    if init_args is None or frames is None or "num_frames" not in init_args or init_args.num_frames == frames:
-        return
-    rank_zero_info(f"model.backbone.num_frames {init_args.num_frames} -> {frames}: follows data.num_frames")
-    init_args.num_frames = frames
 
 
 def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -1,15 +1,20 @@
 """`PromptedModel`: a backbone with motion prompt layers in front, in plain PyTorch (no Lightning).
 
-Usable as it is in a notebook, an analysis script or an export; `VideoClassifier` (module.py) trains one.
+It owns the clip contract, as MMAction2's data preprocessor does: how many frames a clip holds and how its uint8
+pixels are normalised. Usable as it is in a notebook, an analysis script or an export; `VideoClassifier`
+(classifier.py) trains one.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import functools
+import inspect
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import torch
 from torch import Tensor, nn
 
 from vmp_lightning.backbones.checkpoints import LoadReport, load_weights
@@ -36,6 +41,34 @@ class PromptSites(Protocol):
     ) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
+def frames_per_clip(num_frames: int, vmp: bool) -> int:
+    """Frames a clip holds: the backbone's T, plus the one the motion prompt consumes (T+1 frames -> T prompts)."""
+    return num_frames + (MotionPrompt.extra_frames if vmp else 0)
+
+
+def build_backbone(factory: Callable[..., nn.Module], num_classes: int, num_frames: int) -> nn.Module:
+    """``factory(num_classes)``, and ``num_frames=`` the model's T when the factory takes it (TimeSformer's time
+    embedding), so T has one owner. A different T set on the backbone itself is an error naming both."""
+    keywords, target = {}, factory
+    if isinstance(factory, functools.partial):  # the CLI's class_path: partial(call, instantiator, Class, **init_args)
+        keywords = factory.keywords
+        classes = [a for a in factory.args if isinstance(a, type)]
+        target = classes[-1] if classes else factory.func
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    if "num_frames" not in parameters and "num_frames" not in keywords:
+        return factory(num_classes)
+    given, default = keywords.get("num_frames"), getattr(parameters.get("num_frames"), "default", None)
+    if given not in (None, default, num_frames):
+        raise ValueError(
+            f"the backbone's num_frames ({given}) differs from model.num_frames ({num_frames}): T is the model's "
+            "setting, remove num_frames from the backbone's init_args"
+        )
+    return factory(num_classes, num_frames=num_frames)
+
+
 def find_head(backbone: nn.Module, num_classes: int) -> str:
     """Name of the classifier head: the last Linear / Conv layer whose output size is ``num_classes``."""
     found = ""
@@ -53,19 +86,24 @@ def find_head(backbone: nn.Module, num_classes: int) -> str:
 
 class PromptedModel(nn.Module):
     """``forward(clip) -> (logits, attention)``: attention maps ``B x T x H x W`` per prompted site (empty
-    without VMPs). With VMPs the clip holds T+1 frames (`MotionPrompt.extra_frames` more than the backbone's T).
+    without VMPs).
+
+    The clip is ``B x 3 x frames_per_clip x H x W``: T frames, T+1 with VMPs. uint8 clips (what every data module of
+    this project delivers) are normalised here, on their device, with `normalization`; a floating-point clip is
+    taken as normalised already (an export, a notebook holding normalised tensors).
 
     Args:
         backbone: maps ``B x 3 x T x H x W`` to ``num_classes`` logits; a `PromptSites` backbone places the
             prompts itself.
         num_classes: the backbone's number of outputs (to find its head).
+        num_frames: T, the frames the backbone sees (a backbone with its own ``num_frames`` must agree).
         vmp: put motion prompt layers in front of the backbone.
         vmp_sites: where the prompts go on a `PromptSites` backbone (SlowFast: ``["slow"]``, ``["fast"]`` or
             ``["slow", "fast"]``, the three VMP rows of Table 2); None = all its sites (``["input"]`` otherwise).
         share_prompt: one set of PN parameters for all sites instead of one layer per site.
         pn: the PN function (default: the paper's learnable sigmoid); copied for each further site.
-        normalization: the data's mean / std / channel order (a `Normalization` or its dict); required with VMPs,
-            the layer de-normalises with it.
+        normalization: mean / std / channel order of the pixels (a `Normalization` or its dict; default: the
+            Kinetics statistics every original checkpoint was trained with); the prompt layer de-normalises with it.
         reference_luma: the reference code's luma (BT.601 weights applied as if RGB input were BGR).
         head: module name of the classifier head inside the backbone (found by `find_head` when None).
     """
@@ -74,6 +112,7 @@ class PromptedModel(nn.Module):
         self,
         backbone: nn.Module,
         num_classes: int,
+        num_frames: int = 8,
         vmp: bool = False,
         vmp_sites: list[str] | None = None,
         share_prompt: bool = False,
@@ -83,26 +122,26 @@ class PromptedModel(nn.Module):
         head: str | None = None,
     ) -> None:
         super().__init__()
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        if getattr(backbone, "num_frames", num_frames) != num_frames:
+            raise ValueError(f"the backbone is built for {backbone.num_frames} frames, the model for {num_frames}")
         self.backbone, self.num_classes = guard_short_clips(backbone), num_classes
+        self.num_frames, self.frames_per_clip = num_frames, frames_per_clip(num_frames, vmp)
+        self.normalization = Normalization.of(normalization)
         self.head_name = head or find_head(backbone, num_classes)
         sites = backbone.prompt_sites if isinstance(backbone, PromptSites) else (INPUT_SITE,)
         chosen = list(sites if vmp_sites is None else vmp_sites)
         if not chosen or not set(chosen) <= set(sites):
             raise ValueError(f"vmp_sites must be a non-empty subset of {list(sites)} for this backbone, got {chosen}")
+        self.frozen_backbone = False
         self.prompts = nn.ModuleDict()  # the distinct prompt layers; site_prompts maps each site onto one of them
         self.site_prompts: dict[str, MotionPrompt] = {}
         if vmp:
-            normalization = Normalization.of(normalization)
-            if normalization is None:
-                raise ValueError(
-                    "vmp=True needs the data's normalization (mean, std, channel order) to de-normalise frames; "
-                    "the CLI links it from the data module, in Python pass normalization=datamodule.normalization"
-                )
-            order = "bgr" if reference_luma else normalization.channel_order
             names = ["shared"] if share_prompt and len(chosen) > 1 else chosen
             for index, name in enumerate(names):  # a given PN module is copied, so each layer owns its parameters
                 layer_pn = copy.deepcopy(pn) if pn is not None and index > 0 else pn
-                self.prompts[name] = MotionPrompt(normalization.mean, normalization.std, order, layer_pn)
+                self.prompts[name] = MotionPrompt(self.normalization, layer_pn, reference_luma)
             self.site_prompts = {site: self.prompts[site if site in self.prompts else "shared"] for site in chosen}
 
     @property
@@ -117,6 +156,24 @@ class PromptedModel(nn.Module):
         if not parent:
             return []
         return [m for m in self.backbone.get_submodule(parent).children() if isinstance(m, nn.Dropout)]
+
+    def set_trainable(self, backbone: bool = True, head: bool = True, prompt: bool = True) -> None:
+        """What is trained. A frozen backbone stays in eval mode (BatchNorm statistics and dropout fixed) except for
+        its head and the head's dropout, which regularises the head being trained as it does in a full fine-tune."""
+        self.requires_grad_(backbone)
+        self.head.requires_grad_(head)
+        self.prompts.requires_grad_(prompt)
+        self.frozen_backbone = not backbone
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> PromptedModel:
+        super().train(mode)
+        if mode and self.frozen_backbone:
+            self.backbone.eval()
+            self.head.train()
+            for dropout in self.head_dropout():
+                dropout.train()
+        return self
 
     @property
     def prompt(self) -> MotionPrompt | None:
@@ -136,12 +193,18 @@ class PromptedModel(nn.Module):
             for name, value in layer.log_values().items()
         }
 
-    @property
-    def extra_frames(self) -> int:
-        """Frames the clip holds beyond the backbone's T."""
-        return MotionPrompt.extra_frames if self.prompts else 0
+    def prepare(self, clip: Tensor) -> Tensor:
+        """The clip as the layers take it: a uint8 clip normalised on its device, checked against the contract."""
+        if clip.dim() != 5 or clip.shape[2] != self.frames_per_clip:
+            prompt = f" (T={self.num_frames} + 1 for the motion prompt)" if self.prompts else ""
+            raise ValueError(
+                f"expected clips B x 3 x {self.frames_per_clip} x H x W{prompt}, got {tuple(clip.shape)}: "
+                "sample data.frames_per_clip = model.frames_per_clip (the CLI links them)"
+            )
+        return self.normalization.apply(clip) if clip.dtype == torch.uint8 else clip
 
     def forward(self, clip: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        clip = self.prepare(clip)
         if isinstance(self.backbone, PromptSites):
             return self.backbone.prompted_forward(clip, self.site_prompts)
         if not self.site_prompts:

@@ -1,16 +1,18 @@
-"""`Normalization`: what the data pipeline did to the pixels. The data module owns it; the model is told it.
+"""`Normalization`: how uint8 pixels become the model's input. `PromptedModel` owns one; the data pipeline delivers
+uint8 clips and never normalises.
 
-Plain torch (no Lightning), so `PromptedModel` can be built from it in a notebook or an export script.
+The bottom of the package (plain torch): the prompt layer, the model and the figures all take this one object.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-from vmp_lightning.prompt import ChannelOrder
+ChannelOrder = Literal["rgb", "bgr"]
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
@@ -26,15 +28,22 @@ class Normalization:
     channel_order: ChannelOrder = "rgb"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        for name in ("mean", "std"):
+            values = tuple(float(v) for v in getattr(self, name))
+            if len(values) != 3:
+                raise ValueError(f"normalization {name} needs one value per colour channel (3), got {values}")
+            object.__setattr__(self, name, values)
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"normalization std must be positive, got {self.std}")
+        if self.channel_order not in ("rgb", "bgr"):
+            raise ValueError(f"normalization channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
 
     @classmethod
-    def of(cls, value: Normalization | dict | None) -> Normalization | None:
-        """A `Normalization` from itself, its dict (as checkpoints and YAML store it) or None."""
-        if value is None or isinstance(value, Normalization):
-            return value
-        return cls(**value)
+    def of(cls, value: Normalization | dict | None) -> Normalization:
+        """A `Normalization` from itself, its dict (as checkpoints and YAML store it), or the default for None."""
+        if value is None:
+            return cls()
+        return value if isinstance(value, Normalization) else cls(**value)
 
     def as_dict(self) -> dict:
         """Plain lists and strings: what checkpoints and YAML files store."""
@@ -47,6 +56,12 @@ class Normalization:
         scale = torch.tensor([1 / (255 * s) for s in self.std], device=video.device).view(3, 1, 1, 1)
         shift = torch.tensor([m / s for m, s in zip(self.mean, self.std, strict=True)], device=video.device)
         return video.to(torch.float32).mul_(scale).sub_(shift.view(3, 1, 1, 1))
+
+    def invert(self, clip: Tensor) -> Tensor:
+        """Normalised ``C x T x H x W`` -> pixels in [0, 1] (float32 on the CPU), for display."""
+        mean = torch.tensor(self.mean).view(3, 1, 1, 1)
+        std = torch.tensor(self.std).view(3, 1, 1, 1)
+        return (clip.float().cpu() * std + mean).clamp(0, 1)
 
 
 # Models built in Python save it in their hyper-parameters: allow it under torch.load(weights_only=True), also

@@ -13,28 +13,22 @@ from importlib import import_module
 from vmp_lightning.analysis.errors import AnalysisError
 
 _WHERE = {
-    **dict.fromkeys(["PromptTrace", "trace_prompt", "prompt_grid_figure", "pn_curve_figure", "save_figure"], "figures"),
     **dict.fromkeys(
-        [
-            "PUBLISHED_MN",
-            "read_clip",
-            "prompt_layers_of_checkpoint",
-            "sigmoid_layer",
-            "visualize",
-            "baseline_pns",
-            "pn_compare",
-            "weight_similarity",
-            "per_class",
-            "compare_runs",
-            "Predictions",
-        ],
-        "tools",
+        ["PromptTrace", "trace_prompt", "prompt_grid_figure", "pn_curve_figure", "save_figure"], "vmp_lightning.figures"
     ),
+    **dict.fromkeys(
+        ["PUBLISHED_MN", "read_clip", "prompt_layers_of_checkpoint", "sigmoid_layer"], "vmp_lightning.analysis.common"
+    ),
+    "visualize": "vmp_lightning.analysis.visualization",
+    **dict.fromkeys(["baseline_pns", "pn_compare"], "vmp_lightning.analysis.pn_comparison"),
+    "weight_similarity": "vmp_lightning.analysis.weight_comparison",
+    **dict.fromkeys(["per_class", "Predictions"], "vmp_lightning.analysis.class_comparison"),
+    "compare_runs": "vmp_lightning.analysis.run_comparison",
 }
 __all__ = ["AnalysisError", *_WHERE]
 
 
 def __getattr__(name: str):
     if name in _WHERE:
-        return getattr(import_module(f"vmp_lightning.analysis.{_WHERE[name]}"), name)
+        return getattr(import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'vmp_lightning.analysis' has no attribute {name!r}")

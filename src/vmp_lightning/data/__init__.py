@@ -15,7 +15,7 @@ from vmp_lightning.data.datasets.hmdb51 import read_hmdb51
 from vmp_lightning.data.datasets.mpii_cooking2 import read_mpii_cooking2
 from vmp_lightning.data.datasets.synthetic import SyntheticMotionSpec, generate, render_video
 from vmp_lightning.data.datasets.video_list import read_video_lists
-from vmp_lightning.data.sampling import eval_clip_indices, sample_clip_indices
+from vmp_lightning.data.sampling import clip_span, eval_clip_indices, sample_clip_indices
 from vmp_lightning.data.transforms import eval_transform, train_transform
 from vmp_lightning.data.video import (
     VideoDecodeError,
@@ -27,11 +27,8 @@ from vmp_lightning.data.video import (
     read_frames,
     write_video,
 )
-from vmp_lightning.normalization import KINETICS_MEAN, KINETICS_STD, Normalization
 
 __all__ = [
-    "KINETICS_MEAN",
-    "KINETICS_STD",
     "AnnotatedDataModule",
     "Annotations",
     "ClipDataset",
@@ -39,7 +36,6 @@ __all__ = [
     "FineGymDataModule",
     "HMDB51DataModule",
     "MPIICooking2DataModule",
-    "Normalization",
     "SyntheticMotionDataModule",
     "SyntheticMotionSpec",
     "VideoDataModule",
@@ -49,6 +45,7 @@ __all__ = [
     "VideoRecord",
     "VideoWriter",
     "available_backends",
+    "clip_span",
     "eval_clip_indices",
     "eval_transform",
     "generate",

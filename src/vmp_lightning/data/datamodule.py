@@ -1,5 +1,5 @@
-"""The data module bases: `VideoDataModule` owns the frame count, the sampling and the pixel normalisation that
-the model is told about; `AnnotatedDataModule` adds records read from a dataset's annotation files."""
+"""The data module bases: `VideoDataModule` samples, decodes and crops uint8 clips of the length the model asks for
+(``frames_per_clip``, linked from the model); `AnnotatedDataModule` adds records read from annotation files."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from vmp_lightning.data.annotations import Annotations, DatasetLayoutError
 from vmp_lightning.data.clip_dataset import ClipDataset, EpochShuffle, OnBadVideo
 from vmp_lightning.data.transforms import eval_transform, train_transform
 from vmp_lightning.data.video import Backend, VideoRecord
-from vmp_lightning.normalization import KINETICS_MEAN, KINETICS_STD, Normalization
 
 SPLITS = ("train", "val", "test")
 
@@ -28,11 +27,13 @@ def run_seed() -> int | None:
 class VideoDataModule(L.LightningDataModule):
     """Base data module: subclasses provide `class_names` and `load_records(split)`.
 
+    Items hold uint8 ``C x frames_per_clip x H x W`` clips; the model normalises them on its device (a quarter of
+    the bytes through the loader).
+
     Args:
-        num_frames: T, the number of frames the backbone sees.
-        extra_frames: added on top when a layer in front of the backbone consumes frames (1 for the motion
-            prompt); the CLI links it from ``model.vmp``, so turning VMPs on is one switch. A clip holds
-            ``frames_per_clip = num_frames + extra_frames`` decoded frames.
+        frames_per_clip: frames decoded per clip. The model owns this number (its T, plus the frame the motion
+            prompt consumes: `PromptedModel.frames_per_clip`); the CLI links it from ``model.num_frames`` and
+            ``model.vmp``, so turning VMPs on is one switch.
         stride: gap between sampled frames, in frames at ``target_fps`` (in source frames when it is None).
         target_fps: frame rate the stride refers to (the reference recipe: stride 32 at 30 fps).
         crop_size, short_side: training resizes the short side to a random value in ``short_side`` and crops
@@ -47,15 +48,12 @@ class VideoDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        num_frames: int = 8,
-        extra_frames: int = 0,
+        frames_per_clip: int = 8,
         stride: int = 8,
         target_fps: float | None = None,
         crop_size: int = 224,
         short_side: tuple[int, int] = (256, 320),
         flip: bool = True,
-        mean: tuple[float, float, float] = KINETICS_MEAN,
-        std: tuple[float, float, float] = KINETICS_STD,
         test_clips: int = 1,
         test_crops: int = 1,
         backend: Backend = "decord",
@@ -64,13 +62,12 @@ class VideoDataModule(L.LightningDataModule):
         num_workers: int = 2,
     ) -> None:
         super().__init__()
-        if num_frames < 1 or extra_frames < 0:
-            raise ValueError(f"need num_frames >= 1 and extra_frames >= 0, got {num_frames} and {extra_frames}")
+        if frames_per_clip < 1:
+            raise ValueError(f"need frames_per_clip >= 1, got {frames_per_clip}")
         if test_clips < 1 or test_crops not in (1, 3):
             raise ValueError(f"need test_clips >= 1 and test_crops in (1, 3), got {test_clips} and {test_crops}")
-        self.num_frames, self.extra_frames, self.stride, self.target_fps = num_frames, extra_frames, stride, target_fps
+        self.frames_per_clip, self.stride, self.target_fps = frames_per_clip, stride, target_fps
         self.crop_size, self.short_side, self.flip = crop_size, tuple(short_side), flip
-        self.normalization = Normalization(tuple(mean), tuple(std), "rgb")  # every backend decodes to RGB
         self.test_clips, self.test_crops = test_clips, test_crops
         self.backend, self.on_bad_video = backend, on_bad_video
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -89,24 +86,13 @@ class VideoDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    @property
-    def frames_per_clip(self) -> int:
-        """Frames decoded per clip: T, plus what the prompt layer consumes."""
-        return self.num_frames + self.extra_frames
-
     def setup(self, stage: str | None = None) -> None:
         for split in SPLITS:
             if split not in self.records:
                 self.records[split] = self.load_records(split)
 
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Loaders deliver uint8 clips (a quarter of the bytes); they are normalised here, on the device."""
-        if isinstance(batch, dict) and batch.get("video") is not None and batch["video"].dtype == torch.uint8:
-            batch["video"] = self.normalization.apply(batch["video"])
-        return batch
-
     def dataset(self, split: str) -> ClipDataset:
-        """Items hold uint8 ``C x T x H x W`` clips; `normalization` (applied after transfer) makes them floats."""
+        """The split's clips: uint8 ``C x frames_per_clip x H x W`` with label, video id and view."""
         train = split == "train"
         clips, crops = (self.test_clips, self.test_crops) if split == "test" else (1, 1)
         if train:

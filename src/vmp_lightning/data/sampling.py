@@ -14,6 +14,11 @@ def _source_step(stride: float, fps: float | None, target_fps: float | None) -> 
     return max(stride * (fps / target_fps), 1.0) if fps and target_fps else float(stride)
 
 
+def clip_span(frames_per_clip: int, step: float) -> float:
+    """Frames of the video a clip covers, first to last sampled frame included: ``step * (frames - 1) + 1``."""
+    return step * (frames_per_clip - 1) + 1
+
+
 def _window(video_frames: int, frames_per_clip: int, step: float, start: float) -> np.ndarray:
     return np.minimum(np.round(start + step * np.arange(frames_per_clip)).astype(np.int64), video_frames - 1)
 
@@ -42,7 +47,7 @@ def sample_clip_indices(
     if frames_per_clip < 1 or stride < 1:
         raise ValueError(f"frames_per_clip and stride must be >= 1, got {frames_per_clip} and {stride}")
     step = _source_step(stride, fps, target_fps)
-    span = step * (frames_per_clip - 1) + 1
+    span = clip_span(frames_per_clip, step)
     if span > video_frames:
         return _spread(video_frames, frames_per_clip) + start_frame
     slack = video_frames - span
@@ -70,7 +75,7 @@ def eval_clip_indices(
     if video_frames < 1:
         raise ValueError(f"cannot sample a clip from a video with {video_frames} frames")
     step = _source_step(stride, fps, target_fps)
-    span = step * (frames_per_clip - 1) + 1
+    span = clip_span(frames_per_clip, step)
     if span > video_frames:
         return _spread(video_frames, frames_per_clip) + start_frame
     centre = (clip + 0.5) / num_clips * video_frames

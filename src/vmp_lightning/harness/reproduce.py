@@ -2,8 +2,9 @@
 
 Each run lives in ``<out>/<manifest>/<model>/<dataset>/`` (its W&B ``save_dir``). A run with a ``metrics.json``
 holding test metrics is done and skipped; one with a ``last.ckpt`` resumes from it; a failed run is reported and
-the others go on. Single-device runs execute in this process (fast); multi-device runs as ``vmp-lightning fit``
-subprocesses, since DDP re-launches the command it was started with.
+the others go on. Single-device runs execute in this process when the caller hands over the command line's entry
+point (``Options.in_process``: the harness sits below the command line and imports nothing of it); multi-device runs
+always as ``vmp-lightning fit`` subprocesses, since DDP re-launches the command it was started with.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import os
 import subprocess
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from vmp_lightning.harness.manifest import Manifest, Run
 from vmp_lightning.harness.smoke import write_smoke_datasets
 from vmp_lightning.loggers import METRICS_FILE, RUN_ID_VARIABLE
+
+#: Runs ``vmp-lightning <args>`` in this process (`vmp_lightning.commands.main`).
+InProcess = Callable[[list[str]], None]
 
 
 @dataclass
@@ -31,6 +36,7 @@ class Options:
     smoke: bool = False
     dry_run: bool = False
     extra: tuple[str, ...] = ()
+    in_process: InProcess | None = None  # None: every run as a subprocess
 
 
 def run_folder(out: Path, run: Run) -> Path:
@@ -103,16 +109,15 @@ def fit_arguments(manifest: Manifest, run: Run, options: Options) -> list[str]:
     return args
 
 
-def execute(args: list[str], devices: str | None) -> int:
-    """Run ``vmp-lightning <args>``: in this process on one device, else as a subprocess; the exit code."""
-    if devices not in (None, "", "1"):
+def execute(args: list[str], devices: str | None, in_process: InProcess | None = None) -> int:
+    """Run ``vmp-lightning <args>``: with ``in_process`` on one device in this process, else as a subprocess; the
+    exit code."""
+    if in_process is None or devices not in (None, "", "1"):
         return subprocess.call([sys.executable, "-m", "vmp_lightning", *args])
-    from vmp_lightning.commands import main
-
     argv = sys.argv
     sys.argv = argv[:1]  # LightningCLI warns when it is given args and sys.argv holds more
     try:
-        main(args)
+        in_process(args)
         return 0
     except SystemExit as stop:
         return int(stop.code or 0)
@@ -154,7 +159,7 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
         if options.dry_run:
             status[run.name] = "planned"
             continue
-        code = execute(args, options.devices)
+        code = execute(args, options.devices, options.in_process)
         done = code == 0 and run_metrics(run_folder(options.out, run)) is not None
         status[run.name] = "done" if done else f"failed: exit code {code}"
     counts = {key: sum(s.split(":")[0] == key for s in status.values()) for key in ("done", "skipped", "failed")}

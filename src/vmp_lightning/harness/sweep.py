@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from vmp_lightning.harness.manifest import ManifestError
-from vmp_lightning.harness.reproduce import execute, placement_flags, run_metrics
+from vmp_lightning.harness.reproduce import InProcess, execute, placement_flags, run_metrics
 
 METHODS = ("grid", "random", "bayes")
 
@@ -149,9 +149,15 @@ def _trials(sweep: dict[str, Any], max_trials: int | None, seed: int) -> Iterato
 
 
 def run_sweep(
-    path: str | Path, out: str | Path, max_trials: int | None = None, extra: tuple[str, ...] = (), seed: int = 0
+    path: str | Path,
+    out: str | Path,
+    max_trials: int | None = None,
+    extra: tuple[str, ...] = (),
+    seed: int = 0,
+    in_process: InProcess | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the trials one after another; write and return the summary (trial, parameters, metric)."""
+    """Run the trials one after another (in this process with ``in_process``, see `execute`); write and return the
+    summary (trial, parameters, metric)."""
     sweep = load_sweep(path)
     name = sweep.get("name") or Path(path).stem
     metric = (sweep.get("metric") or {}).get("name")
@@ -167,7 +173,7 @@ def run_sweep(
         record = run_metrics(trial_folder, require_test=False)
         if record is None:  # not run before (a finished trial is kept: the sweep resumes)
             print(f"[trial {index}] vmp-lightning {' '.join(args)}", flush=True)
-            code = execute(args, None)
+            code = execute(args, None, in_process)
             record = run_metrics(trial_folder, require_test=False)
             if code != 0 or record is None:
                 print(f"[trial {index}] failed (exit code {code})", flush=True)

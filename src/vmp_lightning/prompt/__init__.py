@@ -1,13 +1,12 @@
 """The motion prompt layer, its PN functions and the temporal variation regulariser (pure torch)."""
 
-from vmp_lightning.prompt.layer import BT601_RGB, ChannelOrder, MotionPrompt, check_clip, luma_weights
+from vmp_lightning.prompt.layer import BT601_RGB, MotionPrompt, check_clip, luma_weights
 from vmp_lightning.prompt.pn import AsinhE, Gamma, LearnableSigmoid, MaxExp, PowerNorm, SigmE
 from vmp_lightning.prompt.regularizer import VReduction, temporal_variation
 
 __all__ = [
     "BT601_RGB",
     "AsinhE",
-    "ChannelOrder",
     "Gamma",
     "LearnableSigmoid",
     "MaxExp",

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
-
 import torch
 from torch import Tensor, nn
 
+from vmp_lightning.normalization import ChannelOrder, Normalization
 from vmp_lightning.prompt.pn import LearnableSigmoid, PowerNorm
-
-ChannelOrder = Literal["rgb", "bgr"]
 
 #: ITU-R BT.601 luma weights in RGB order.
 BT601_RGB = (0.299, 0.587, 0.114)
@@ -25,13 +21,6 @@ def luma_weights(channel_order: ChannelOrder) -> tuple[float, float, float]:
     raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
 
 
-def _three_floats(name: str, values: Sequence[float]) -> tuple[float, float, float]:
-    values = tuple(float(v) for v in values)
-    if len(values) != 3:
-        raise ValueError(f"MotionPrompt {name} needs one value per colour channel (3), got {len(values)}: {values}")
-    return values  # type: ignore[return-value]
-
-
 class MotionPrompt(nn.Module):
     """Video motion prompt layer (Chen et al., ACML 2024).
 
@@ -39,28 +28,25 @@ class MotionPrompt(nn.Module):
     prompts ``B x 3 x T x H x W`` in the input dtype, and attention maps ``B x T x H x W`` in float32
     (float64 for a float64 clip).
 
-    The clip is de-normalised with the ``mean`` / ``std`` the data pipeline used, reduced to BT.601 luma in
-    ``channel_order``, differenced between consecutive frames (signed), passed through the PN function ``pn``
-    (the learnable sigmoid by default), and each map multiplies the *later* frame of its pair in normalised space.
-    The mean cancels in a frame difference, so only ``std`` enters the arithmetic; both are still validated.
-    Everything up to the attention maps runs in float32 whatever autocast says.
+    The clip is de-normalised with the model's `Normalization`, reduced to BT.601 luma in its channel order,
+    differenced between consecutive frames (signed), passed through the PN function ``pn`` (the learnable sigmoid by
+    default), and each map multiplies the *later* frame of its pair in normalised space. The mean cancels in a frame
+    difference, so only ``std`` enters the arithmetic. Everything up to the attention maps runs in float32 whatever
+    autocast says.
+
+    ``reference_luma``: the authors' code took luma with the BGR weights on RGB frames (so their numbers and
+    checkpoints); True reproduces that, False (default) is BT.601 as the paper writes it.
     """
 
     def __init__(
-        self,
-        mean: Sequence[float],
-        std: Sequence[float],
-        channel_order: ChannelOrder = "rgb",
-        pn: PowerNorm | None = None,
+        self, normalization: Normalization | None = None, pn: PowerNorm | None = None, reference_luma: bool = False
     ) -> None:
         super().__init__()
-        self.mean = _three_floats("mean", mean)
-        self.std = _three_floats("std", std)
-        if any(s <= 0 for s in self.std):
-            raise ValueError(f"MotionPrompt std must be positive, got {self.std}")
-        self.channel_order = channel_order
+        self.normalization = normalization = normalization or Normalization()
+        self.reference_luma = reference_luma
+        self.luma_order: ChannelOrder = "bgr" if reference_luma else normalization.channel_order
         # Luma of de-normalised pixels, up to a constant that the difference removes: sum_c w_c * std_c * x_c.
-        weights = [w * s for w, s in zip(luma_weights(channel_order), self.std, strict=True)]
+        weights = [w * s for w, s in zip(luma_weights(self.luma_order), normalization.std, strict=True)]
         self.register_buffer("_luma_of_normalised", torch.tensor(weights, dtype=torch.float32), persistent=False)
         self.pn = pn if pn is not None else LearnableSigmoid()
 
@@ -104,7 +90,8 @@ class MotionPrompt(nn.Module):
     n = property(lambda self: self._pn_value("n"), doc="Raw shift parameter (learnable sigmoid only).")
 
     def extra_repr(self) -> str:
-        return f"mean={self.mean}, std={self.std}, channel_order={self.channel_order!r}"
+        n = self.normalization
+        return f"mean={n.mean}, std={n.std}, channel_order={n.channel_order!r}, luma_order={self.luma_order!r}"
 
 
 def check_clip(x: Tensor, min_frames: int) -> None:

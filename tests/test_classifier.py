@@ -1,4 +1,4 @@
-"""VideoClassifier: loss, V, param groups, freezing, head detection, bad settings."""
+"""VideoClassifier: loss, V, param groups, freezing, head detection, bad settings, earlier checkpoints."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from torch import nn
 
 from helpers import REPO
 from vmp_lightning.backbones import X3D, TinyVideoCNN
-from vmp_lightning.data import Normalization
-from vmp_lightning.module import VideoClassifier
+from vmp_lightning.normalization import Normalization
+from vmp_lightning.classifier import VideoClassifier
 from vmp_lightning.prompt import Gamma, LearnableSigmoid, temporal_variation
 
 NORM = Normalization((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
@@ -66,7 +66,7 @@ def test_loss_is_cross_entropy_plus_lambda_v():
 
 def test_v_is_skipped_when_lambda_is_zero(monkeypatch):
     model = tiny(vmp=True, lambda_v=0.0)
-    monkeypatch.setattr("vmp_lightning.module.temporal_variation", lambda *a, **k: pytest.fail("V computed"))
+    monkeypatch.setattr("vmp_lightning.classifier.temporal_variation", lambda *a, **k: pytest.fail("V computed"))
     loss, logged = run_training_step(model, batch(9))
     assert "train/V" not in logged and torch.isfinite(loss)
 
@@ -81,7 +81,7 @@ def test_v_is_computed_without_grad_in_validation():
 
 
 def test_v_needs_three_frames():
-    model = tiny(vmp=True, lambda_v=1.0)
+    model = tiny(vmp=True, lambda_v=1.0, num_frames=1)
     with pytest.raises(ValueError, match="at least 2 attention maps"):
         run_training_step(model, batch(2))
 
@@ -94,8 +94,6 @@ def test_baseline_has_no_prompt_and_takes_t_frames():
 
 
 def test_bad_settings_are_clear():
-    with pytest.raises(ValueError, match="needs the data's normalization"):
-        VideoClassifier(lambda k: TinyVideoCNN(k), num_classes=3, vmp=True)
     with pytest.raises(ValueError, match="vmp is off"):
         tiny(lambda_v=0.5)
     with pytest.raises(ValueError, match="lambda_v must be >= 0"):
@@ -109,7 +107,7 @@ def test_reference_luma_uses_bgr_weights_on_rgb_input():
     pn = dict(init_m=0.2, init_n=0.0)
     ours = tiny(vmp=True, pn=LearnableSigmoid(**pn)).model.prompt
     reference = tiny(vmp=True, pn=LearnableSigmoid(**pn), reference_luma=True).model.prompt
-    assert ours.channel_order == "rgb" and reference.channel_order == "bgr"
+    assert ours.luma_order == "rgb" and reference.luma_order == "bgr"
     x = torch.randn(1, 3, 3, 8, 8)
     assert (ours.attention(x) - reference.attention(x)).abs().max() > 1e-3
 
@@ -203,7 +201,7 @@ def test_freezing_switches(switches, expected):
 
 
 def test_frozen_backbone_keeps_batchnorm_statistics():
-    model = tiny(train_backbone=False)
+    model = tiny(train_backbone=False, num_frames=4)
     model.train()
     bn = model.model.backbone.features[0][1]
     head = model.model.backbone.classifier
@@ -214,7 +212,7 @@ def test_frozen_backbone_keeps_batchnorm_statistics():
 
 
 def test_baseline_pn_plugs_in():
-    model = tiny(vmp=True, pn=Gamma(0.5, learnable=True, input_mode="abs"))
+    model = tiny(vmp=True, pn=Gamma(0.5, learnable=True, input_mode="abs"), num_frames=4)
     loss, logged = run_training_step(model, batch(5))
     assert "prompt/gamma" in logged
     loss.backward()
@@ -258,7 +256,7 @@ def test_a_training_step_logs_only_what_reaches_a_logger(tmp_path, monkeypatch):
         {"video": torch.randn(4, 3, 5, 16, 16, generator=generator), "label": torch.tensor([0, 1, 2, 3])}
         for _ in range(6)
     ]
-    classifier = tiny(vmp=True)
+    classifier = tiny(vmp=True, num_frames=4)
     logged_at: dict[int, set[str]] = {}
     log = VideoClassifier.log
 

@@ -1,5 +1,6 @@
-"""The `vmp-lightning` entry point: the project's own commands (`demo`, `prepare`, `check-videos`), else
-LightningCLI's (`fit`, `validate`, `test`, `predict`). The command table lives here; nothing imports it back."""
+"""The `vmp-lightning` entry point: the project's own commands (`demo`, `prepare`, `check-videos`, `reproduce`, ...),
+else LightningCLI's (`fit`, `validate`, `test`, `predict`). The top of the package: the command table lives here and
+nothing in the package imports it (`lint-imports` checks the layers, `.importlinter`)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from pathlib import Path
 
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from vmp_lightning import demo
 from vmp_lightning.analysis.errors import AnalysisError
 from vmp_lightning.backbones.checkpoints import CheckpointFileError, CheckpointMismatchError
 from vmp_lightning.cli import build_cli, split_passthrough
+from vmp_lightning.commands import demo
 from vmp_lightning.data.annotations import DatasetLayoutError
 from vmp_lightning.data.video import VideoDecodeError
 from vmp_lightning.harness.manifest import ManifestError
-from vmp_lightning.module import NonFiniteLossError
+from vmp_lightning.nonfinite import NonFiniteLossError
 
 
 def prepare(argv: list[str]) -> None:
@@ -96,6 +97,7 @@ def reproduce(argv: list[str]) -> None:
         smoke=args.smoke,
         dry_run=args.dry_run,
         extra=tuple(extra),
+        in_process=main,
     )
     status = run_all(manifest, options, args.only)
     if not args.dry_run:
@@ -136,7 +138,7 @@ def sweep(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, default=0, help="of the random / bayes draws")
     own, extra = split_passthrough(argv)
     args = parser.parse_args(own)
-    rows = run_sweep(args.sweep, args.out, args.max_trials, tuple(extra), args.seed)
+    rows = run_sweep(args.sweep, args.out, args.max_trials, tuple(extra), args.seed, in_process=main)
     print(summary_table(rows))
     if rows:
         print(f"summary written to {Path(rows[0]['folder']).parent / 'summary.csv'}")
@@ -146,8 +148,8 @@ ANALYSIS_COMMANDS = ("visualize", "pn-compare", "weight-similarity", "per-class"
 
 
 def _analysis(name: str, argv: list[str]) -> None:
-    """The analysis commands live in `vmp_lightning.analysis.cli` (matplotlib is imported only for them)."""
-    from vmp_lightning.analysis.cli import COMMANDS
+    """The analysis commands live in `vmp_lightning.commands.analysis` (matplotlib is imported only for them)."""
+    from vmp_lightning.commands.analysis import COMMANDS
 
     COMMANDS[name](argv)
 

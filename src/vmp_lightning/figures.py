@@ -33,18 +33,18 @@ class PromptTrace:
 
 def _display(clip: Tensor, normalization: Normalization) -> np.ndarray:
     """A normalised ``3 x T x H x W`` clip as ``T x H x W x 3`` RGB in [0, 1]."""
-    mean = torch.tensor(normalization.mean).view(3, 1, 1, 1)
-    std = torch.tensor(normalization.std).view(3, 1, 1, 1)
-    rgb = (clip.float().cpu() * std + mean).clamp(0, 1).permute(1, 2, 3, 0).numpy()
+    rgb = normalization.invert(clip).permute(1, 2, 3, 0).numpy()
     return rgb[..., ::-1] if normalization.channel_order == "bgr" else rgb
 
 
 @torch.no_grad()
 def trace_prompt(layer: MotionPrompt, clip: Tensor) -> PromptTrace:
-    """Run a normalised clip ``1 x 3 x (T+1) x H x W`` (or ``3 x (T+1) x H x W``) through ``layer``."""
+    """Run a clip ``1 x 3 x (T+1) x H x W`` (or ``3 x (T+1) x H x W``) through ``layer``: uint8 pixels, normalised
+    here with the layer's `Normalization`, or a clip normalised already."""
     clip = clip.unsqueeze(0) if clip.dim() == 4 else clip
     clip = clip[:1].to(next(iter(layer.buffers())).device)
-    normalization = Normalization(layer.mean, layer.std, "rgb")
+    normalization = layer.normalization
+    clip = normalization.apply(clip) if clip.dtype == torch.uint8 else clip
     prompts, attention = layer(clip)
     return PromptTrace(
         frames=_display(clip[0], normalization),

@@ -1,15 +1,16 @@
 """Argument parsing of the analysis commands (`vmp-lightning visualize | pn-compare | weight-similarity |
-per-class | compare-runs`); the work is in `tools`."""
+per-class | compare-runs`); the work is in `vmp_lightning.analysis`, one file per tool."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from vmp_lightning.analysis import tools
+from vmp_lightning import analysis as tools
+from vmp_lightning.analysis.common import PUBLISHED_MN
 from vmp_lightning.analysis.errors import AnalysisError
-from vmp_lightning.analysis.tools import PUBLISHED_MN
 from vmp_lightning.cli import split_passthrough
+from vmp_lightning.model import frames_per_clip
 
 
 def _add_pn_source(parser: argparse.ArgumentParser) -> None:
@@ -46,22 +47,24 @@ def visualize(argv: list[str]) -> None:
     own, extra = split_passthrough(argv)
     args = parser.parse_args(own)
     layers = _layers(args)
-    clip, title = _clip(args, args.frames + 1, extra)
+    clip, title = _clip(args, args.frames, extra)
     tools.visualize(clip, layers, args.out, title=title, surfaces=args.surfaces)
     print(f"images written to {args.out}/ ({', '.join(f'{s}_grid.png' for s in layers)}, pn_curve.png, GIFs)")
 
 
-def _clip(args: argparse.Namespace, frames: int, data_args: list[str]):
-    """The uint8 clip to show and its title: a video file's frames, or a dataset item as the loader makes it."""
+def _clip(args: argparse.Namespace, num_frames: int, data_args: list[str]):
+    """The uint8 clip of T prompts (T+1 frames) to show and its title: a video file's frames, or a dataset item as
+    the loader makes it for a VMP model of T frames."""
     if args.item is None:
         if args.video is None:
             raise AnalysisError("give a video file or --item SPLIT INDEX")
+        frames = frames_per_clip(num_frames, vmp=True)
         return tools.read_clip(args.video, frames, args.stride, args.start, args.size), Path(args.video).name
     from vmp_lightning.cli import build_cli
 
     split, index = args.item[0], int(args.item[1])
-    frames_flag = f"--data.init_args.num_frames={frames - 1}"
-    cli = build_cli([*data_args, frames_flag, "--model.vmp=true", "--trainer.logger=false"], run=False)
+    frames_flags = [f"--model.init_args.num_frames={num_frames}", "--model.vmp=true"]
+    cli = build_cli([*data_args, *frames_flags, "--trainer.logger=false"], run=False)
     datamodule = cli.datamodule
     datamodule.setup("fit" if split in ("train", "val") else "test")
     records = datamodule.records[split]
@@ -91,7 +94,7 @@ def pn_compare(argv: list[str]) -> None:
     own, extra = split_passthrough(argv)
     args = parser.parse_args(own)
     pns = tools.baseline_pns(args.gamma, args.maxexp_eta, args.sigme_eta, args.asinhe_gamma, *args.mn)
-    tools.pn_compare(_clip(args, 2, extra)[0], pns, args.out)
+    tools.pn_compare(_clip(args, 1, extra)[0], pns, args.out)
     print(f"images written to {args.out}/ (pn_compare.png, pn_curves.png)")
 
 

@@ -1,0 +1,77 @@
+"""Checkpoints of earlier versions load into this one, with the same outputs: what moved or was renamed.
+
+- 0.1 and 0.2: the class lived in ``vmp_lightning.module`` (still importable from there).
+- 0.1: the backbone and the prompts at the top of the state dict (now under ``model.``); ``v_normalization`` (now
+  ``v_reduction``).
+- 0.1 and 0.2: T was the data module's ``num_frames`` (now the model's ``num_frames``); a backbone sized for T
+  (TimeSformer) holds it in its ``init_args``, which is where it is read back from. The normalisation was linked from
+  the data into the model's ``normalization``, where it stays.
+
+Used by `VideoClassifier.load_from_checkpoint` and by ``--ckpt_path`` on the command line.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from vmp_lightning.backbones.checkpoints import CheckpointMismatchError
+
+
+def migrate_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The saved hyper-parameters as this version names them (a new dict; current ones come back equal)."""
+    hparams = dict(hparams)
+    if hparams.get("_class_path") == "vmp_lightning.module.VideoClassifier":
+        hparams["_class_path"] = "vmp_lightning.classifier.VideoClassifier"
+    if "v_normalization" in hparams:
+        hparams.setdefault("v_reduction", hparams.pop("v_normalization"))
+    backbone = hparams.get("backbone")
+    frames = backbone.get("init_args", {}).get("num_frames") if isinstance(backbone, dict) else None
+    if "num_frames" not in hparams and frames is not None:
+        hparams["num_frames"] = frames
+    return hparams
+
+
+def migrate_state_dict(state: dict[str, Any]) -> dict[str, Any]:
+    """0.1 held the backbone and the prompts at the top of the state dict; they live under ``model.`` now."""
+    if any(key.startswith(("backbone.", "prompts.")) for key in state):
+        return {f"model.{key}": value for key, value in state.items()}
+    return state
+
+
+def check_num_classes(checkpoint: dict[str, Any], num_classes: int) -> None:
+    """A run's checkpoint for another number of classes is a clear error, before any weight is loaded."""
+    trained_for = checkpoint.get("hyper_parameters", {}).get("num_classes")
+    if trained_for is not None and trained_for != num_classes:
+        raise CheckpointMismatchError(
+            f"the checkpoint was trained for {trained_for} classes, the data has {num_classes}: wrong checkpoint or "
+            "dataset? (to fine-tune it on this dataset, pass it as model.init_checkpoint, which re-initialises the "
+            "head, instead of --ckpt_path)"
+        )
+
+
+def migrate_checkpoint(checkpoint: dict[str, Any]) -> bool:
+    """Bring a checkpoint dict up to date in place; True when anything changed."""
+    hparams = checkpoint.get("hyper_parameters", {})
+    state = checkpoint.get("state_dict", {})
+    new_hparams, new_state = migrate_hyperparameters(hparams), migrate_state_dict(state)
+    changed = new_hparams != hparams or new_state is not state
+    checkpoint["hyper_parameters"], checkpoint["state_dict"] = new_hparams, new_state
+    return changed
+
+
+def up_to_date_source(path: str | Path | IO) -> str | Path | IO:
+    """The checkpoint file itself when it is of this version; else an in-memory copy brought up to date (read
+    memory-mapped first, so a current checkpoint costs no extra read of its tensors)."""
+    if not isinstance(path, (str, Path)) or not Path(path).is_file():
+        return path
+    checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    if not migrate_checkpoint(checkpoint):
+        return path
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    buffer.seek(0)
+    return buffer
