@@ -26,7 +26,6 @@ from measure import (
 )
 from vmp_lightning.backbones import X3D, SlowFast, TimeSformer
 from vmp_lightning.model import PromptedModel
-from vmp_lightning.normalization import Normalization
 
 CLASSES = 51
 CASES = {  # name -> (backbone factory, frames the backbone sees, VMP settings to compare)
@@ -41,7 +40,7 @@ def make_step(name: str, variant: str):
     torch.manual_seed(0)
     vmp = variant != "none"
     sites = variants.get(variant) if vmp else None
-    model = PromptedModel(factory(CLASSES), CLASSES, vmp=vmp, vmp_sites=sites, normalization=Normalization())
+    model = PromptedModel(factory(CLASSES), CLASSES, frames, vmp=vmp, vmp_sites=sites)
     clip = torch.randn(1, 3, frames + int(vmp), 224, 224)
     labels = torch.zeros(1, dtype=torch.long)
 

@@ -22,7 +22,6 @@ from torch import nn
 from measure import time_steps_interleaved
 from vmp_lightning.backbones import X3D, SlowFast, TimeSformer
 from vmp_lightning.model import PromptedModel
-from vmp_lightning.normalization import Normalization
 
 CLASSES = 51
 CASES = {  # name -> (backbone factory, frames, crop, VMP variants)
@@ -46,9 +45,7 @@ def make_step(case: tuple, variant: str, batch: int, device: torch.device):
     factory, frames, crop, variants = case
     torch.manual_seed(0)
     vmp = variant != "none"
-    model = PromptedModel(
-        factory(CLASSES), CLASSES, vmp=vmp, vmp_sites=variants.get(variant), normalization=Normalization()
-    ).to(device)
+    model = PromptedModel(factory(CLASSES), CLASSES, frames, vmp=vmp, vmp_sites=variants.get(variant)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     clip = torch.randn(batch, 3, frames + int(vmp), crop, crop, device=device)
     labels = torch.zeros(batch, dtype=torch.long, device=device)

@@ -31,7 +31,6 @@ from torch.utils.data import DataLoader, Dataset
 from measure import machine_facts, write_results
 from vmp_lightning.backbones import X3D, TinyVideoCNN
 from vmp_lightning.classifier import VideoClassifier
-from vmp_lightning.normalization import Normalization
 
 CASES = {  # name -> (backbone factory, frames incl. the prompt's extra one, crop, batch)
     "TinyVideoCNN + VMPs, 9 x 56 x 56, batch 16": (lambda k: TinyVideoCNN(k, width=32), 9, 56, 16),
@@ -53,17 +52,17 @@ class MemoryClips(Dataset):
         return {"video": self.videos[index], "label": self.labels[index], "video_id": str(index)}
 
 
-def make_module(factory) -> VideoClassifier:
+def make_module(factory, loader: DataLoader) -> VideoClassifier:
+    """The classifier for the loader's clips (T+1 frames: T for the backbone, one for the prompt)."""
     torch.manual_seed(0)
-    norm = {"mean": (0.45,) * 3, "std": (0.225,) * 3, "channel_order": "rgb"}
-    return VideoClassifier(factory, CLASSES, vmp=True, normalization=Normalization.of(norm))
+    return VideoClassifier(factory, CLASSES, num_frames=loader.dataset.videos.shape[2] - 1, vmp=True)
 
 
 class PlainLoop:
     """The same model, optimiser and data in a plain PyTorch loop, one step per call."""
 
     def __init__(self, factory, loader: DataLoader) -> None:
-        self.model = make_module(factory).model.train()
+        self.model = make_module(factory, loader).model.train()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=0.003, weight_decay=1e-4)
         self.batches = iter(loader)
 
@@ -111,7 +110,7 @@ def interleaved_round(factory, loader: DataLoader, steps: int, warmup: int) -> d
             limit_val_batches=0,
             callbacks=[timer],
         )
-        trainer.fit(make_module(factory), train_dataloaders=loader)
+        trainer.fit(make_module(factory, loader), train_dataloaders=loader)
     return {name: times[warmup : warmup + steps] for name, times in timer.times.items()}
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from measure import peak_rss_in_child, peak_rss_increase, saved_for_backward_bytes, time_step
 from vmp_lightning.backbones import X3D
+from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import BT601_RGB, LearnableSigmoid, MotionPrompt
 
 MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
@@ -69,7 +70,7 @@ def make_case(name: str):
         return model, x, step
     x = torch.randn(BATCH, 3, FRAMES + 1, SIZE, SIZE, requires_grad=True)  # grad flows on to a stem in real use
     if name == "ours":
-        model = MotionPrompt(MEAN, STD, pn=LearnableSigmoid(init_m=0.5, init_n=0.1))
+        model = MotionPrompt(Normalization(MEAN, STD), pn=LearnableSigmoid(init_m=0.5, init_n=0.1))
 
         def step():
             model.zero_grad(set_to_none=True)

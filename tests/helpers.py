@@ -17,7 +17,7 @@ TINY_SPEC = dict(
     num_classes=4, videos_per_class=(6, 2, 3), video_size=32, video_frames=16, object_size=8, num_distractors=2
 )
 #: Loader settings for the dataset tests: small crops, 4 frames, no workers.
-SMALL = dict(crop_size=32, short_side=(32, 36), num_frames=4, stride=1, batch_size=2, num_workers=0)
+SMALL = dict(crop_size=32, short_side=(32, 36), frames_per_clip=4, stride=1, batch_size=2, num_workers=0)
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 REPO = Path(__file__).parents[1]
 

@@ -118,7 +118,7 @@ def test_visualized_maps_are_the_layers_own_outputs(trained, tmp_path):
     traces = visualize(clip, layers, tmp_path, surfaces=True)
     (site,) = layers
     layer = layers[site]
-    normalised = Normalization(layer.mean, layer.std, layer.channel_order).apply(clip.unsqueeze(0))
+    normalised = layer.normalization.apply(clip.unsqueeze(0))
     with torch.no_grad():
         _, attention = layer(normalised)
     np.testing.assert_allclose(traces[site].attention, attention[0].numpy(), rtol=0, atol=0)

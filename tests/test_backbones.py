@@ -10,9 +10,9 @@ from helpers import QUIET, run_cli, tiny_data_args
 from vmp_lightning.backbones import X3D, SlowFast, TimeSformer, TinyVideoCNN, TorchvisionVideo
 from vmp_lightning.backbones.checkpoints import CheckpointMismatchError, load_weights, read_state_dict
 from vmp_lightning.backbones.timesformer import resize_pos_embed, resize_time_embed
-from vmp_lightning.normalization import Normalization
-from vmp_lightning.model import PromptedModel
 from vmp_lightning.classifier import VideoClassifier
+from vmp_lightning.model import PromptedModel
+from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import LearnableSigmoid
 
 NORM = Normalization((0.45,) * 3, (0.225,) * 3)
@@ -101,6 +101,7 @@ def test_slowfast_pathway_frames(sites, slow_frames, fast_frames):
     model = VideoClassifier(
         lambda k: backbone,
         num_classes=5,
+        num_frames=32,
         vmp=sites is not None,
         vmp_sites=sites,
         normalization=NORM,
@@ -118,6 +119,8 @@ def test_slowfast_pathway_frames(sites, slow_frames, fast_frames):
         s: {"slow": 8, "fast": 32}[s] for s in sites or []
     }
     with pytest.raises(ValueError, match="alpha x T_slow"):
+        model.model.backbone(frame_numbered_clip(34)[:, :, 1:])
+    with pytest.raises(ValueError, match=f"expected clips B x 3 x {33 if sites else 32} x H x W"):
         model(frame_numbered_clip(34 if sites else 33))
 
 
@@ -128,7 +131,7 @@ def test_slow_prompts_are_the_motion_into_each_slow_frame(share_prompt):
     torch.manual_seed(0)
     backbone = SlowFast(5, width=8, alpha=4)
     backbone.net = Recorder()
-    model = PromptedModel(backbone, 5, vmp=True, normalization=NORM, share_prompt=share_prompt, head="net")
+    model = PromptedModel(backbone, 5, 32, vmp=True, normalization=NORM, share_prompt=share_prompt, head="net")
     clip = torch.randn(2, 3, 33, 6, 6)
     _, attention = model(clip)
     slow, fast = backbone.net.seen
@@ -499,7 +502,7 @@ def conv_under_bf16(frames: int) -> tuple[nn.Conv3d, dict]:
     """One bf16-autocast step of a prompted r3d_18 on ``frames`` frames at 32 px, with the input, output dtype and
     output gradient of its third stage's first temporal convolution (2 frames in for an 8-frame clip)."""
     torch.manual_seed(0)
-    model = PromptedModel(TorchvisionVideo(4, name="r3d_18"), 4)
+    model = PromptedModel(TorchvisionVideo(4, name="r3d_18"), 4, num_frames=frames)
     conv, seen = model.backbone.net.layer3[0].conv2[0], {}
     conv.register_forward_hook(lambda m, args, out: seen.update(x=args[0].detach(), out=out.dtype))
     conv.register_full_backward_hook(lambda m, grad_in, grad_out: seen.update(grad_out=grad_out[0].detach()))

@@ -64,7 +64,7 @@ def test_check_videos_command(bad_videos, tmp_path, capsys):
         "--data=vmp_lightning.data.VideoListDataModule",
         f"--data.train_list={tmp_path / 'list.txt'}",
         f"--data.val_list={tmp_path / 'list.txt'}",
-        "--data.num_frames=8",
+        "--model.num_frames=8",
         f"--out={tmp_path / 'report.csv'}",
     ]
     with pytest.raises(SystemExit) as exit_info:

@@ -8,8 +8,8 @@ from torch import nn
 
 from helpers import REPO
 from vmp_lightning.backbones import X3D, TinyVideoCNN
-from vmp_lightning.normalization import Normalization
 from vmp_lightning.classifier import VideoClassifier
+from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import Gamma, LearnableSigmoid, temporal_variation
 
 NORM = Normalization((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))

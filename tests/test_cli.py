@@ -11,6 +11,7 @@ import torch
 from helpers import QUIET, REPO, fit_args, run_cli, tiny_data_args
 from vmp_lightning.cli import build_cli
 from vmp_lightning.commands import PROJECT_COMMANDS, main
+from vmp_lightning.normalization import Normalization
 
 
 def test_help_works_offline_without_gpu():
@@ -22,28 +23,33 @@ def test_help_works_offline_without_gpu():
 
 
 @pytest.mark.parametrize("vmp", [False, True])
-def test_vmp_switch_links_frames_normalisation_and_classes(synthetic_root, vmp):
+def test_the_model_owns_the_clip_contract_and_the_data_is_told(synthetic_root, vmp):
+    """One switch: ``model.vmp`` (with ``model.num_frames``) sets the frames the data samples; the model's own
+    normalisation makes the data's uint8 clips floats; the data tells the model its number of classes."""
     args = [
         *tiny_data_args(synthetic_root),
+        "--model.init_args.num_frames=6",
         f"--model.init_args.vmp={str(vmp).lower()}",
+        '--model.init_args.normalization={"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}',
         "--trainer.logger=false",
     ]
     cli = build_cli(args, run=False)
-    assert cli.datamodule.frames_per_clip == (9 if vmp else 8)
+    assert cli.datamodule.frames_per_clip == cli.model.model.frames_per_clip == (7 if vmp else 6)
     assert cli.model.hparams.num_classes == cli.datamodule.num_classes == 4
-    assert cli.model.hparams.normalization == cli.datamodule.normalization.as_dict()  # plain data in checkpoints
+    own = Normalization((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    assert cli.model.model.normalization == own and cli.model.hparams.normalization == own.as_dict()  # plain YAML
+    assert not hasattr(cli.datamodule, "normalization")
     if vmp:
-        assert cli.model.model.prompt.std == cli.datamodule.normalization.std
-        assert cli.model.model.prompt.channel_order == "rgb"
+        assert cli.model.model.prompt.normalization == own and cli.model.model.prompt.luma_order == "rgb"
     else:
         assert cli.model.model.prompt is None
 
 
-def test_extra_frames_cannot_be_set_apart_from_the_switch(synthetic_root):
-    """The link owns the data's extra frames: a value given by hand cannot put the two out of step."""
-    args = [*tiny_data_args(synthetic_root), "--data.init_args.extra_frames=1", "--trainer.logger=false"]
+def test_the_datas_frames_cannot_be_set_apart_from_the_model(synthetic_root):
+    """The link owns the data's frames per clip: a value given by hand cannot put the two out of step."""
+    args = [*tiny_data_args(synthetic_root), "--data.init_args.frames_per_clip=3", "--trainer.logger=false"]
     cli = build_cli(args, run=False)
-    assert cli.model.model.prompt is None and cli.datamodule.frames_per_clip == 8
+    assert cli.model.model.prompt is None and cli.datamodule.frames_per_clip == cli.model.model.frames_per_clip == 8
 
 
 @pytest.mark.parametrize("vmp", [False, True])
@@ -239,7 +245,7 @@ def test_a_run_started_from_pretrained_weights_moves_without_them(synthetic_root
 def test_the_demo_prints_both_rows(synthetic_root, tmp_path, caplog):
     import logging
 
-    from vmp_lightning import demo
+    from vmp_lightning.commands import demo
 
     caplog.set_level(logging.INFO)
     demo.main([*fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1")[1:]])

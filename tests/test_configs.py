@@ -31,7 +31,7 @@ def test_config_trains_a_step(path, synthetic_root, tmp_path):
         "fit",
         f"--config={path}",
         *tiny_data_args(synthetic_root),
-        "--data.init_args.num_frames=8",  # the tiny videos hold 16 frames (SlowFast's config asks for 32)
+        "--model.init_args.num_frames=8",  # the tiny videos hold 16 frames (SlowFast's config asks for 32)
         "--trainer.fast_dev_run=1",
         "--trainer.logger=false",
         f"--trainer.default_root_dir={tmp_path}",

@@ -1,5 +1,5 @@
-"""The data module (data/datamodule.py): frame count with the VMP switch, uint8 batches normalised after
-transfer, bad videos counted in a run."""
+"""The data module (data/datamodule.py): the frame count the model asks for, uint8 clips (the model normalises
+them), bad videos counted in a run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from vmp_lightning.cli import build_cli
 from vmp_lightning.data import (
     SyntheticMotionDataModule,
 )
+from vmp_lightning.normalization import Normalization
 
 
 def tiny_module(root: str, **overrides) -> SyntheticMotionDataModule:
@@ -18,34 +19,32 @@ def tiny_module(root: str, **overrides) -> SyntheticMotionDataModule:
     return SyntheticMotionDataModule(root=root, **{**TINY_SPEC, **settings, **overrides})
 
 
-def test_vmp_switch_samples_one_more_frame(synthetic_root):
-    base, vmp = tiny_module(synthetic_root), tiny_module(synthetic_root, extra_frames=1)
+def test_clips_hold_the_frames_the_model_asks_for_as_uint8(synthetic_root):
+    base, vmp = tiny_module(synthetic_root), tiny_module(synthetic_root, frames_per_clip=9)
     for module in (base, vmp):
         module.setup("fit")
     assert base.frames_per_clip == 8 and vmp.frames_per_clip == 9
     batch = next(iter(vmp.train_dataloader()))
     assert batch["video"].shape == (4, 3, 9, 32, 32) and batch["video"].dtype == torch.uint8
-    normalised = vmp.on_after_batch_transfer(batch, 0)["video"]
-    assert normalised.dtype == torch.float32 and normalised.shape == (4, 3, 9, 32, 32)
+    assert vmp.on_after_batch_transfer(batch, 0)["video"].dtype == torch.uint8  # the model normalises
     assert next(iter(base.val_dataloader()))["video"].shape[2] == 8
     assert {len(base.records[s]) for s in ("train", "val", "test")} == {24, 8, 12}
     assert base.num_classes == 4 and base.class_names[:2] == ["right", "left"]
 
 
-def test_eval_clips_are_deterministic_and_normalised(synthetic_root):
-    module = tiny_module(synthetic_root, extra_frames=1)
+def test_eval_clips_are_deterministic_and_normalise_back_to_their_pixels(synthetic_root):
+    module = tiny_module(synthetic_root, frames_per_clip=9)
     module.setup("test")
     dataset = module.dataset("test")
     first, again = dataset[0], dataset[0]
     torch.testing.assert_close(first["video"], again["video"])
-    video = module.normalization.apply(first["video"])
-    pixels = video * torch.tensor(module.normalization.std).view(3, 1, 1, 1) + torch.tensor(
-        module.normalization.mean
-    ).view(3, 1, 1, 1)
-    assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+    normalization = Normalization((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    video = normalization.apply(first["video"])
+    pixels = normalization.invert(video)
+    assert pixels.min() >= 0 and pixels.max() <= 1
     torch.testing.assert_close(pixels * 255, first["video"].float(), atol=1e-3, rtol=0)
     with pytest.raises(ValueError, match="uint8"):
-        module.normalization.apply(video)
+        normalization.apply(video)
     assert first["video_id"] == module.records["test"][0].video_id and first["label"] == 0
 
 
@@ -60,7 +59,7 @@ def test_fit_skips_bad_videos_and_logs_the_count(bad_videos, tmp_path):
         f"--data.train_list={tmp_path / 'train.txt'}",
         f"--data.val_list={tmp_path / 'val.txt'}",
         "--data.on_bad_video=skip",
-        "--data.num_frames=4",
+        "--model.num_frames=4",
         "--data.stride=1",
         "--data.crop_size=32",
         "--data.short_side=[32,36]",
@@ -88,7 +87,7 @@ from vmp_lightning.data import VideoDataModule, VideoRecord
 
 class FolderDataModule(VideoDataModule):
     def __init__(self, root: str, **kwargs) -> None:
-        super().__init__(**kwargs)  # every base option (num_frames, stride, backend, on_bad_video, ...) passes on
+        super().__init__(**kwargs)  # every base option (stride, backend, on_bad_video, ...) passes on
         self.root = Path(root)
 
     @property
@@ -116,10 +115,11 @@ def test_a_new_dataset_is_one_module(tmp_path, monkeypatch):
     config = tmp_path / "folder.yaml"
     config.write_text(
         f"data:\n  class_path: folder_dataset.FolderDataModule\n  init_args:\n    root: {tmp_path / 'clips'}\n"
-        "    num_frames: 4\n    stride: 2\n    crop_size: 32\n    short_side: [32, 36]\n    batch_size: 2\n"
+        "    stride: 2\n    crop_size: 32\n    short_side: [32, 36]\n    batch_size: 2\n"
         "    num_workers: 0\n    backend: pyav\n    on_bad_video: skip\n"
     )
-    args = [f"--config={config}", "--model.vmp=true", "--trainer.fast_dev_run=1", "--trainer.logger=false"]
+    args = [f"--config={config}", "--model.num_frames=4", "--model.vmp=true", "--trainer.fast_dev_run=1"]
+    args.append("--trainer.logger=false")
     cli = build_cli(["fit", *args, f"--trainer.default_root_dir={tmp_path}", *QUIET])
     assert cli.datamodule.backend == "pyav" and cli.datamodule.frames_per_clip == 5
     assert cli.datamodule.class_names == ["jump", "walk"] and len(cli.datamodule.records["val"]) == 2

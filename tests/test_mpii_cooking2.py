@@ -63,7 +63,7 @@ def test_mpii_cooking2_reads_the_v73_annotation(mpii):
 
 
 def test_mpii_cooking2_clips_come_from_the_interval(mpii):
-    module = MPIICooking2DataModule(root=str(mpii), **{**SMALL, "num_frames": 12})
+    module = MPIICooking2DataModule(root=str(mpii), **{**SMALL, "frames_per_clip": 12})
     module.setup()
     dataset = module.dataset("val")
     item = dataset[0]

@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from vmp_lightning.backbones import TinyVideoCNN
-from vmp_lightning.normalization import Normalization
 from vmp_lightning.classifier import VideoClassifier
 from vmp_lightning.nonfinite import NonFiniteLossError
+from vmp_lightning.normalization import Normalization
 
 NORM = Normalization((0.45,) * 3, (0.225,) * 3)
 
@@ -35,7 +35,9 @@ def trainer(tmp_path, steps: int) -> L.Trainer:
 
 
 def model(**kwargs) -> VideoClassifier:
-    return VideoClassifier(lambda k: TinyVideoCNN(k, width=4), num_classes=5, num_frames=4, normalization=NORM, **kwargs)
+    return VideoClassifier(
+        lambda k: TinyVideoCNN(k, width=4), num_classes=5, num_frames=4, normalization=NORM, **kwargs
+    )
 
 
 def finite(module: torch.nn.Module) -> bool:

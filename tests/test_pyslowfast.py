@@ -58,11 +58,13 @@ def write_caffe2_pickle(state: dict[str, torch.Tensor], path, last_block: dict[i
 
 
 def slowfast_pair(num_classes: int = 7):
-    return original.randomise(original.SlowFast(num_classes, width=8)), PromptedModel(SlowFast(7, width=8), 7)
+    return original.randomise(original.SlowFast(num_classes, width=8)), PromptedModel(
+        SlowFast(7, width=8), 7, num_frames=16
+    )
 
 
 def x3d_pair(num_classes: int = 7):
-    return original.randomise(original.X3D(num_classes)), PromptedModel(X3D(7, size="s"), 7)
+    return original.randomise(original.X3D(num_classes)), PromptedModel(X3D(7, size="s"), 7, num_frames=4)
 
 
 def slowfast_inputs():

@@ -54,8 +54,7 @@ def test_data_module_on_real_videos(tmp_path):
     module = VideoListDataModule(
         train_list=str(tmp_path / "list.txt"),
         val_list=str(tmp_path / "list.txt"),
-        num_frames=8,
-        extra_frames=1,
+        frames_per_clip=9,
         stride=4,
         target_fps=25,
         crop_size=112,

@@ -112,11 +112,13 @@ def test_the_cosine_schedule_follows_max_epochs(synthetic_root, tmp_path):
     assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0)  # the cosine ended with the run
 
 
-def test_timesformer_is_built_for_the_datas_frames(synthetic_root):
+def test_timesformer_is_built_for_the_models_frames(synthetic_root):
+    """model.num_frames is T for the time embedding and for the data: one setting, so a sweep over frames cannot
+    leave them apart."""
     args = [
         f"--config={REPO / 'configs' / 'backbone' / 'timesformer_base.yaml'}",
         *tiny_data_args(synthetic_root),
-        "--data.init_args.num_frames=4",
+        "--model.init_args.num_frames=4",
         "--model.init_args.backbone.init_args.img_size=32",
         "--model.init_args.backbone.init_args.embed_dim=32",
         "--model.init_args.backbone.init_args.depth=1",
@@ -129,7 +131,7 @@ def test_timesformer_is_built_for_the_datas_frames(synthetic_root):
     assert backbone.num_frames == 4 and backbone.time_embed.shape[1] == 4  # not the config's 8
     assert cli.datamodule.frames_per_clip == 5
     saved = yaml.safe_load(cli.parser.dump(cli.config))
-    assert saved["model"]["init_args"]["backbone"]["init_args"]["num_frames"] == 4
+    assert saved["model"]["init_args"]["num_frames"] == 4
 
 
 def test_prompt_media_logs_the_maps_and_the_pn_curve_to_wandb(synthetic_root, offline_wandb):

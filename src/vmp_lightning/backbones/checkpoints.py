@@ -184,7 +184,7 @@ def place_authors_prompt(state: dict[str, Tensor], model: nn.Module, report: Loa
     for key, parameter in AUTHORS_PROMPT.items():
         if key in state:
             state[f"{name}.pn.{parameter}"] = state.pop(key).reshape(())
-    if layer.channel_order != "bgr":
+    if layer.luma_order != "bgr":
         report.notes.append(
             "the authors' prompt was trained with the reference code's luma (BGR weights on RGB input); this model "
             "uses BT.601 in RGB order: set model.reference_luma true to compute what the authors' model computes"
