@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from vmp_lightning.commands import main as vmp_lightning_main
 from vmp_lightning.harness import load_manifest
 from vmp_lightning.harness.reproduce import Options, reproduce, run_folder, run_metrics
 
@@ -36,7 +37,7 @@ def main() -> None:
         raise SystemExit("no GPU here: run this on a machine with one")
     manifest = load_manifest(REPO / "experiments" / "table2.yaml")
     with tempfile.TemporaryDirectory() as folder:
-        options = Options(out=Path(folder), smoke=True, extra=GPU_FLAGS)
+        options = Options(out=Path(folder), smoke=True, extra=GPU_FLAGS, in_process=vmp_lightning_main)
         torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         status = reproduce(manifest, options, only=RUN)

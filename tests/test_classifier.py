@@ -242,6 +242,27 @@ def test_a_checkpoint_of_version_0_1_loads_with_the_same_outputs():
     assert model.hparams.v_reduction == "per_pair" and "v_normalization" not in model.hparams
 
 
+def test_a_checkpoint_of_version_0_2_loads_with_the_same_outputs():
+    """Written by `fit` before the model owned its clip contract (TimeSformer, VMP, T=4 set on the data, the data's
+    own mean / std): T comes back from the backbone, the normalisation is the model's, a uint8 clip gives the
+    outputs the old model gave on the data's normalised clip."""
+    fixtures = REPO / "tests" / "fixtures"
+    model = VideoClassifier.load_from_checkpoint(fixtures / "checkpoint_v0_2.ckpt").eval()
+    expected = torch.load(fixtures / "checkpoint_v0_2_outputs.pt", weights_only=True)
+    assert expected["clip"].dtype == torch.uint8 and model.model.frames_per_clip == 5 == model.hparams.num_frames + 1
+    assert model.model.normalization == Normalization((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    with torch.no_grad():
+        logits, attention = model(expected["clip"])
+    torch.testing.assert_close(logits, expected["logits"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(attention["input"], expected["attention"], rtol=0, atol=1e-6)
+
+
+def test_the_class_path_of_earlier_versions_still_names_the_classifier():
+    import vmp_lightning.module
+
+    assert vmp_lightning.module.VideoClassifier is VideoClassifier
+
+
 def test_a_training_step_logs_only_what_reaches_a_logger(tmp_path, monkeypatch):
     """Each `self.log` costs Lightning ~0.2-2 ms: a step logs the losses (their epoch means need every step), the
     prompt's values only on the steps a logger writes, and the training accuracy once per epoch, over all clips."""

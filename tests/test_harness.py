@@ -11,6 +11,7 @@ import yaml
 
 from helpers import QUIET, REPO, tiny_data_args
 from vmp_lightning.cli import build_cli
+from vmp_lightning.commands import main
 from vmp_lightning.harness import load_manifest
 from vmp_lightning.harness.manifest import ManifestError
 from vmp_lightning.harness.reproduce import Options, RunNotReady, fit_arguments, reproduce, run_metrics
@@ -113,7 +114,7 @@ def test_smoke_reproduces_all_of_table2_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     manifest = load_manifest(EXPERIMENTS / "table2.yaml")
-    options = Options(out=tmp_path / "runs", smoke=True)
+    options = Options(out=tmp_path / "runs", smoke=True, in_process=main)
     status = reproduce(manifest, options)
     assert list(status.values()) == ["done"] * 40
     md, _ = write_table(manifest, options.out, tmp_path / "results")
@@ -185,14 +186,16 @@ def test_an_offline_sweep_runs_its_trials_and_resumes(synthetic_root, tmp_path, 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     tiny = (*tiny_data_args(synthetic_root), "--trainer.max_epochs=1", "--trainer.limit_val_batches=1", *QUIET)
     path = EXPERIMENTS / "sweeps" / "synthetic_lambda.yaml"
-    rows = run_sweep(path, tmp_path, max_trials=2, extra=tiny, seed=1)
+    rows = run_sweep(path, tmp_path, max_trials=2, extra=tiny, seed=1, in_process=main)
     assert [r["trial"] for r in rows] == [0, 1] and all(0.0 <= r["val/acc1"] <= 1.0 for r in rows)
     summary = (tmp_path / "synthetic-lambda" / "summary.csv").read_text().splitlines()
     assert summary[0] == "trial,model.init_args.lambda_v,model.init_args.prompt_lr_scale,val/acc1,folder"
     saved = [yaml.safe_load(next(Path(r["folder"]).glob("*/*/config.yaml")).read_text()) for r in rows]
     assert [s["model"]["init_args"]["lambda_v"] for s in saved] == [r["model.init_args.lambda_v"] for r in rows]
     stamps = [next(Path(r["folder"]).glob("*/*/metrics.json")).stat().st_mtime for r in rows]
-    assert run_sweep(path, tmp_path, max_trials=2, extra=tiny, seed=1) == rows  # done trials are not re-run
+    assert (
+        run_sweep(path, tmp_path, max_trials=2, extra=tiny, seed=1, in_process=main) == rows
+    )  # done trials are not re-run
     assert stamps == [next(Path(r["folder"]).glob("*/*/metrics.json")).stat().st_mtime for r in rows]
 
 
@@ -207,7 +210,10 @@ def test_the_gpu_smoke_benchmarks_flags_run_on_the_cpu(tmp_path, monkeypatch):
 
     flags = [f for f in gpu_smoke.GPU_FLAGS if "accelerator" not in f and "max_epochs" not in f]
     options = Options(
-        out=tmp_path, smoke=True, extra=(*flags, "--trainer.max_epochs=1", "--data.init_args.num_workers=0")
+        in_process=main,
+        out=tmp_path,
+        smoke=True,
+        extra=(*flags, "--trainer.max_epochs=1", "--data.init_args.num_workers=0"),
     )
     manifest = load_manifest(EXPERIMENTS / "table2.yaml")
     assert reproduce(manifest, options, only=gpu_smoke.RUN) == {gpu_smoke.RUN: "done"}

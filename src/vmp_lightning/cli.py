@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -19,7 +20,7 @@ from vmp_lightning.callbacks import LatestCheckpoint, PredictionWriter
 from vmp_lightning.classifier import VideoClassifier, restoring_from_checkpoint
 from vmp_lightning.data.datamodule import VideoDataModule
 from vmp_lightning.loggers import RUN_ID_VARIABLE, AutoWandbLogger, run_directory, write_run_metrics
-from vmp_lightning.migration import migrate_hyperparameters
+from vmp_lightning.migration import migrate_config, migrate_hyperparameters
 from vmp_lightning.model import frames_per_clip
 
 DEFAULT_CONFIG = str(files("vmp_lightning") / "configs" / "default.yaml")
@@ -215,6 +216,27 @@ def model_settings(config) -> dict:
     return {k: (v.get("class_path", v) if isinstance(v, dict) else v) for k, v in flat.items()}
 
 
+def up_to_date_configs(args: list[str]) -> list[str] | None:
+    """``args`` with each ``--config`` file that an earlier version saved (a run's ``config.yaml``) replaced by its
+    migrated YAML (jsonargparse takes a config's text in place of its path), saying what moved; None when every
+    config is current."""
+    changed, result = False, list(args)
+    for index, arg in enumerate(args):
+        flag, _, value = arg.partition("=")
+        if flag != "--config" or (not value and index + 1 >= len(args)):
+            continue
+        position, path = (index, value) if value else (index + 1, args[index + 1])
+        if not Path(path).is_file():
+            continue
+        config = yaml.safe_load(Path(path).read_text()) or {}
+        moved = migrate_config(config) if isinstance(config, dict) else []
+        if moved:
+            rank_zero_warn(f"{path} was saved by an earlier version; read with: " + "; ".join(moved))
+            result[position] = f"--config={yaml.safe_dump(config)}" if value else yaml.safe_dump(config)
+            changed = True
+    return result if changed else None
+
+
 def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCLI:
     """The CLI object (``run=False`` parses and instantiates without running a subcommand)."""
     default_files = {"default_config_files": [DEFAULT_CONFIG]}
@@ -224,6 +246,9 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCL
 
     subcommands = ("fit", "validate", "test", "predict")
     parser_kwargs = {name: {**default_files, **short_usage(name)} for name in subcommands} if run else default_files
+    migrated = up_to_date_configs(sys.argv[1:] if args is None else args)
+    if migrated is not None and args is None:
+        sys.argv = sys.argv[:1]  # LightningCLI warns when it is given args and sys.argv holds more
     return VMPLightningCLI(
         VideoClassifier,
         VideoDataModule,
@@ -232,6 +257,6 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCL
         save_config_callback=RunConfigSaver,
         save_config_kwargs={"save_to_log_dir": False},
         parser_kwargs={**parser_kwargs, "description": DESCRIPTION},
-        args=args,
+        args=args if migrated is None else migrated,
         run=run,
     )

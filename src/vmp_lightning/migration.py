@@ -7,7 +7,9 @@
   (TimeSformer) holds it in its ``init_args``, which is where it is read back from. The normalisation was linked from
   the data into the model's ``normalization``, where it stays.
 
-Used by `VideoClassifier.load_from_checkpoint` and by ``--ckpt_path`` on the command line.
+Used by `VideoClassifier.load_from_checkpoint`, by ``--ckpt_path`` on the command line, and for the ``config.yaml``
+a run saved (`migrate_config`), so ``vmp-lightning fit --config <run>/config.yaml --ckpt_path <run>/.../last.ckpt``
+resumes a run of an earlier version.
 """
 
 from __future__ import annotations
@@ -75,3 +77,25 @@ def up_to_date_source(path: str | Path | IO) -> str | Path | IO:
     torch.save(checkpoint, buffer)
     buffer.seek(0)
     return buffer
+
+
+def migrate_config(config: dict[str, Any]) -> list[str]:
+    """Bring a saved run config (``config.yaml``, one subcommand's) up to date in place; says what moved. Until
+    0.2 the data module held T (``num_frames``), the prompt's ``extra_frames`` and the pixel ``mean`` / ``std``;
+    the model owns them now (``model.num_frames``, ``model.normalization``), the data is told ``frames_per_clip``."""
+    data = (config.get("data") or {}).get("init_args")
+    if not isinstance(data, dict) or not {"num_frames", "extra_frames", "mean", "std"} & set(data):
+        return []
+    model = config.setdefault("model", {}).setdefault("init_args", {})
+    moved = []
+    if "num_frames" in data:
+        model.setdefault("num_frames", data.pop("num_frames"))
+        moved.append("data.num_frames -> model.num_frames")
+    if "extra_frames" in data:
+        data.pop("extra_frames")
+        moved.append("data.extra_frames: dropped (model.vmp decides)")
+    statistics = {key: data.pop(key) for key in ("mean", "std") if key in data}
+    if statistics:
+        model.setdefault("normalization", {**statistics, "channel_order": "rgb"})
+        moved.append("data.mean / data.std -> model.normalization")
+    return moved
