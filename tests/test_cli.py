@@ -3,23 +3,91 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from helpers import QUIET, REPO, fit_args, run_cli, tiny_data_args
 from vmp_lightning.cli import build_cli
-from vmp_lightning.commands import PROJECT_COMMANDS, main
+from vmp_lightning.commands import COMMANDS, main
 from vmp_lightning.normalization import Normalization
 
 
-def test_help_works_offline_without_gpu():
+def test_help_lists_every_command_with_one_line_and_works_offline_without_gpu():
     result = run_cli(["--help"], env={"CUDA_VISIBLE_DEVICES": ""}, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "fit" in result.stdout and "vmp-lightning demo" in result.stdout
+    listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert listed == list(COMMANDS) and len(listed) == len(set(listed))
     result = run_cli(["fit", "--help"], timeout=120)
     assert result.returncode == 0 and "--model" in result.stdout and "--data" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["--help"], ["table", "--help"], ["prepare", "--help"], ["check-videos", "--help"], ["visualize", "--help"]],
+)
+def test_help_and_the_light_commands_import_no_lightning(command):
+    """Only the chosen command's module is imported: --help, table, prepare, check-videos and the analysis commands
+    start without Lightning (and --help without torch)."""
+    code = (
+        "import sys\n"
+        "from vmp_lightning.commands import main\n"
+        f"try:\n    main({command!r})\nexcept SystemExit:\n    pass\n"
+        "print('IMPORTED', sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'torch', 'wandb'}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    imported = result.stdout.rsplit("IMPORTED", 1)[1].strip()
+    assert imported == ("[]" if command == ["--help"] else imported) and "lightning" not in imported
+
+
+def test_every_project_command_takes_a_config_file_and_prints_its_resolved_config(tmp_path, capsys):
+    (tmp_path / "table.yaml").write_text("out: my/runs\nresults: my/results\n")
+    with pytest.raises(SystemExit) as stop:
+        main(["table", "--config", str(tmp_path / "table.yaml"), "experiments/table2.yaml", "--print_config"])
+    assert stop.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == {"manifest": "experiments/table2.yaml", "out": "my/runs", "results": "my/results"}
+
+
+def test_mistakes_on_the_command_line_get_a_suggestion_and_abbreviations_are_refused(synthetic_root, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["reprodce", "experiments/table2.yaml"])
+    assert stop.value.code == 2 and "unknown command 'reprodce'; did you mean 'reproduce'?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["table", "experiments/table2.yaml", "--outt", "x"])
+    assert "unrecognized arguments: --outt x; did you mean --out?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["table", "experiments/table2.yaml", "--res", "x"])  # once taken as --results
+    assert "did you mean --results?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_cli([*tiny_data_args(synthetic_root), "--trainer.max_ep", "3"], run=False)  # once max_epochs: 3
+    assert "unrecognized arguments: --trainer.max_ep 3; did you mean --trainer.max_epochs?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_cli([*tiny_data_args(synthetic_root), "--model.lamda_v", "0.1"], run=False)
+    assert "did you mean 'lambda_v'?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("setting", "link"),
+    [("--data.init_args.frames_per_clip=2", "model.num_frames and model.vmp"), ("--model.num_classes=3", "data")],
+)
+def test_a_linked_setting_set_by_hand_is_an_error_naming_the_link(synthetic_root, tmp_path, capsys, setting, link):
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", *tiny_data_args(synthetic_root), setting, "--trainer.logger=false"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert f"is linked from {link}" in error and "set those instead" in error and "Traceback" not in error
+    key, value = setting.lstrip("-").replace(".init_args", "").split("=")
+    section, name = key.split(".")
+    (tmp_path / "mine.yaml").write_text(f"{section}:\n  init_args:\n    {name}: {value}\n")
+    with pytest.raises(SystemExit):
+        main(["fit", f"--config={tmp_path / 'mine.yaml'}", *tiny_data_args(synthetic_root)])
+    assert f"{key} is linked from {link}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("vmp", [False, True])
@@ -43,13 +111,6 @@ def test_the_model_owns_the_clip_contract_and_the_data_is_told(synthetic_root, v
         assert cli.model.model.prompt.normalization == own and cli.model.model.prompt.luma_order == "rgb"
     else:
         assert cli.model.model.prompt is None
-
-
-def test_the_datas_frames_cannot_be_set_apart_from_the_model(synthetic_root):
-    """The link owns the data's frames per clip: a value given by hand cannot put the two out of step."""
-    args = [*tiny_data_args(synthetic_root), "--data.init_args.frames_per_clip=3", "--trainer.logger=false"]
-    cli = build_cli(args, run=False)
-    assert cli.model.model.prompt is None and cli.datamodule.frames_per_clip == cli.model.model.frames_per_clip == 8
 
 
 @pytest.mark.parametrize("vmp", [False, True])
@@ -144,12 +205,16 @@ def test_wandb_goes_offline_without_an_account(synthetic_root, tmp_path, monkeyp
 
 
 def test_project_command_dispatch(monkeypatch):
+    """A command gets the arguments after its name; fit & co. go to LightningCLI whole."""
+    import vmp_lightning.cli
+    import vmp_lightning.commands.demo
+
     called = []
-    monkeypatch.setitem(PROJECT_COMMANDS, "demo", lambda argv: called.append(argv))
-    monkeypatch.setitem(PROJECT_COMMANDS, "prepare", lambda argv: called.append(["prepare", *argv]))
+    monkeypatch.setattr(vmp_lightning.commands.demo, "main", lambda argv: called.append(argv))
+    monkeypatch.setattr(vmp_lightning.cli, "run", lambda argv: called.append(["lightning", *argv]))
     main(["demo", "--trainer.max_epochs=1"])
-    main(["prepare", "hmdb51"])
-    assert called == [["--trainer.max_epochs=1"], ["prepare", "hmdb51"]]
+    main(["fit", "--trainer.max_epochs=1"])
+    assert called == [["--trainer.max_epochs=1"], ["lightning", "fit", "--trainer.max_epochs=1"]]
 
 
 def test_test_and_predict_rebuild_the_vmp_model_from_the_checkpoint(synthetic_root, tmp_path):

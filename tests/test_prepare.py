@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from helpers import ramp_video
 from vmp_lightning.commands import main
 from vmp_lightning.data import (
     open_video,
     read_frames,
 )
-from vmp_lightning.data.datasets import prepare_commands
+from vmp_lightning.data.datasets import PREPARE_INDEX, prepare_commands
 from vmp_lightning.data.parallel import map_with_progress
 from vmp_lightning.data.prepare import PrepareCommand, cut_clip
 
@@ -21,10 +23,15 @@ def test_cut_clip_resizes_and_keyframes(tmp_path):
 
 
 def test_prepare_commands_are_found_in_the_dataset_modules():
-    """A dataset module's ``PREPARE`` is all `vmp-lightning prepare` needs to know of it."""
+    """A dataset module's ``PREPARE`` defines its `vmp-lightning prepare` step; the index the command lists without
+    importing the modules (Lightning comes with their data modules) says the same."""
     commands = prepare_commands()
     assert list(commands) == ["finegym", "hmdb51", "mpii-cooking2"]
     assert all(isinstance(command, PrepareCommand) for command in commands.values())
+    assert set(PREPARE_INDEX) == set(commands)
+    for name, (module, summary) in PREPARE_INDEX.items():
+        command = import_module(f"vmp_lightning.data.datasets.{module}").PREPARE
+        assert command is commands[name] and command.help == summary
 
 
 def test_prepare_command_runs_the_datasets_step(tmp_path, capsys):

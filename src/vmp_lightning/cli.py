@@ -1,4 +1,4 @@
-"""LightningCLI for `vmp-lightning fit | validate | test | predict` (the project's own commands: commands.py)."""
+"""LightningCLI for `vmp-lightning fit | validate | test | predict` (the command table: `vmp_lightning.commands`)."""
 
 from __future__ import annotations
 
@@ -12,28 +12,51 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from vmp_lightning.backbones.checkpoints import check_checkpoint_file
 from vmp_lightning.callbacks import LatestCheckpoint, PredictionWriter
 from vmp_lightning.classifier import VideoClassifier, restoring_from_checkpoint
 from vmp_lightning.data.datamodule import VideoDataModule
-from vmp_lightning.loggers import RUN_ID_VARIABLE, AutoWandbLogger, run_directory, write_run_metrics
+from vmp_lightning.errors import ConfigError
+from vmp_lightning.loggers import AutoWandbLogger, run_directory, write_run_metrics
 from vmp_lightning.migration import migrate_config, migrate_hyperparameters
 from vmp_lightning.model import frames_per_clip
+from vmp_lightning.parsing import with_flag_suggestions
+from vmp_lightning.runs import RUN_ID_VARIABLE
 
 DEFAULT_CONFIG = str(files("vmp_lightning") / "configs" / "default.yaml")
 DESCRIPTION = (
-    "Video Motion Prompts on PyTorch Lightning. Every subcommand starts from the embedded default config "
-    f"({DEFAULT_CONFIG}: synthetic motion videos, tiny 3D CNN); --config files and flags override it. "
-    "Project commands: `vmp-lightning demo` (baseline vs VMP on synthetic motion videos), "
-    "`vmp-lightning prepare hmdb51|finegym|mpii-cooking2` (cut clips), "
-    "`vmp-lightning check-videos --config ...` (decode every video of a dataset once), "
-    "`vmp-lightning reproduce experiments/table2.yaml` (the paper's tables), `vmp-lightning table ...`, "
-    "`vmp-lightning sweep experiments/sweeps/....yaml` (offline sweeps), and the analysis tools "
-    "`visualize`, `pn-compare`, `weight-similarity`, `per-class`, `compare-runs` (each with --help)."
+    f"Starts from the embedded default config ({DEFAULT_CONFIG}: synthetic motion videos, tiny 3D CNN); --config "
+    "files and --section.key flags override it. `vmp-lightning --help` lists every command."
 )
+
+#: Settings the CLI computes from others (its links): set by hand they would be overwritten, so they are refused.
+LINKED = {
+    "data.frames_per_clip": "model.num_frames and model.vmp (T, plus the frame the motion prompt consumes)",
+    "model.num_classes": "data.num_classes (the data module's classes)",
+}
+
+
+def refuse_linked_settings(args: list[str]) -> None:
+    """A linked setting given on the command line or in a ``--config`` file is an error naming its link."""
+    given = [a.split("=")[0].lstrip("-").replace(".init_args.", ".") for a in args if a.startswith("--")]
+    for path in _config_files(args):
+        config = yaml.safe_load(Path(path).read_text()) or {}
+        for section in ("data", "model"):
+            values = (config.get(section) or {}) if isinstance(config, dict) else {}
+            keys = {**values, **(values.get("init_args") or {})} if isinstance(values, dict) else {}
+            given += [f"{section}.{key}" for key in keys]
+    for key in given:
+        if key in LINKED:
+            raise ConfigError(f"{key} is linked from {LINKED[key]}: set those instead")
+
+
+def _config_files(args: list[str]) -> list[str]:
+    files = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    files += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--config"]
+    return [f for f in files if "\n" not in f and Path(f).is_file()]  # not a config given as YAML text
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -118,6 +141,14 @@ class VMPLightningCLI(LightningCLI):
     ``frames_per_clip`` through one link, so ``model.vmp`` is one switch. The data owns the number of classes; the
     model is told it (the other link)."""
 
+    def init_parser(self, **kwargs) -> LightningArgumentParser:
+        """No abbreviated flags (``--trainer.max_ep`` is not ``max_epochs``); a mistyped one gets a suggestion."""
+        return with_flag_suggestions(super().init_parser(**{"allow_abbrev": False, **kwargs}))
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        refuse_linked_settings(sys.argv[1:] if args is None else list(args) if isinstance(args, list) else [])
+        super().parse_arguments(parser, args)
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument(
             "--test_after_fit",
@@ -198,14 +229,6 @@ class VMPLightningCLI(LightningCLI):
             super().instantiate_classes()
 
 
-def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
-    """A project command's own arguments and those after ``--``, which it passes on to ``fit`` / the CLI."""
-    if "--" not in argv:
-        return argv, []
-    cut = argv.index("--")
-    return argv[:cut], argv[cut + 1 :]
-
-
 def model_settings(config) -> dict:
     """The model's plain settings in a subcommand's config (``init_args``, nested classes as their class path)."""
     model = config.get("model")
@@ -256,7 +279,12 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCL
         subclass_mode_data=True,
         save_config_callback=RunConfigSaver,
         save_config_kwargs={"save_to_log_dir": False},
-        parser_kwargs={**parser_kwargs, "description": DESCRIPTION},
+        parser_kwargs={**parser_kwargs, "prog": "vmp-lightning", "description": DESCRIPTION},
         args=args if migrated is None else migrated,
         run=run,
     )
+
+
+def run(args: list[str] | None) -> None:
+    """`vmp-lightning fit | validate | test | predict ...` (None: this process's own arguments)."""
+    build_cli(args)

@@ -13,6 +13,8 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
+from vmp_lightning.runs import METRICS_FILE, RUN_ID_VARIABLE
+
 
 def wandb_credentials_available() -> bool:
     """True when W&B can log online: ``WANDB_API_KEY`` is set or ``~/.netrc`` holds a key for the W&B host."""
@@ -113,10 +115,6 @@ def run_directory(trainer: L.Trainer) -> Path:
     if logger is not None and getattr(logger, "log_dir", None):
         return Path(logger.log_dir)
     return Path(trainer.default_root_dir)
-
-
-METRICS_FILE = "metrics.json"
-RUN_ID_VARIABLE = "VMP_LIGHTNING_RUN_ID"  # the run this process works for (DDP children learn their parent's)
 
 
 def write_run_metrics(trainer: L.Trainer, val: dict[str, float], test: dict[str, float]) -> Path | None:

@@ -13,11 +13,12 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from vmp_lightning.callbacks import LatestCheckpoint
+from vmp_lightning.errors import UserError
 
 OnNonFinite = Literal["raise", "skip"]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(UserError, FloatingPointError):
     """Training met a non-finite loss (or weights); the message names the batch and the last checkpoint."""
 
 

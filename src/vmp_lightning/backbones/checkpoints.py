@@ -20,15 +20,16 @@ import torch
 from torch import Tensor, nn
 
 from vmp_lightning.backbones.pyslowfast import is_pyslowfast_layout, read_caffe2_pickle
+from vmp_lightning.errors import UserError
 
 PREFIXES = ("", "module.", "model.", "backbone.", "net.", "module.model.", "backbone.net.")
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """The checkpoint matches too little of the model; the message carries the load report."""
 
 
-class CheckpointFileError(ValueError):
+class CheckpointFileError(UserError, ValueError):
     """The file is no checkpoint (a text file, an error page, a truncated download); the message names it."""
 
 

@@ -3,24 +3,25 @@ per-class | compare-runs`); the work is in `vmp_lightning.analysis`, one file pe
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from jsonargparse import ArgumentParser, Namespace
 
 from vmp_lightning import analysis as tools
 from vmp_lightning.analysis.common import PUBLISHED_MN
 from vmp_lightning.analysis.errors import AnalysisError
-from vmp_lightning.cli import split_passthrough
 from vmp_lightning.model import frames_per_clip
+from vmp_lightning.parsing import command_parser, split_passthrough
 
 
-def _add_pn_source(parser: argparse.ArgumentParser) -> None:
+def _add_pn_source(parser: ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--ckpt", help="a vmp-lightning checkpoint: its trained prompt layer(s)")
     source.add_argument("--published", choices=sorted(PUBLISHED_MN), help="the (m, n) the project site publishes")
     source.add_argument("--mn", nargs=2, type=float, metavar=("M", "N"), help="fixed (m, n) of the learnable sigmoid")
 
 
-def _clip_arguments(parser: argparse.ArgumentParser) -> None:
+def _clip_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("video", nargs="?", help="a video file (or --item)")
     parser.add_argument(
         "--item",
@@ -39,7 +40,7 @@ def visualize(argv: list[str]) -> None:
     """`vmp-lightning visualize VIDEO [--ckpt C | --published finegym | --mn M N] [--frames 8]`: a grid of the
     sampled frames, the frame differences, the attention maps and the prompts over all steps, a GIF of the prompts,
     the PN curve with a and b marked, optionally 3D surfaces of D and A."""
-    parser = argparse.ArgumentParser(prog="vmp-lightning visualize", description=visualize.__doc__)
+    parser = command_parser("visualize", visualize.__doc__)
     _clip_arguments(parser)
     _add_pn_source(parser)
     parser.add_argument("--frames", type=int, default=8, help="T: prompts to show (T+1 frames are read)")
@@ -52,7 +53,7 @@ def visualize(argv: list[str]) -> None:
     print(f"images written to {args.out}/ ({', '.join(f'{s}_grid.png' for s in layers)}, pn_curve.png, GIFs)")
 
 
-def _clip(args: argparse.Namespace, num_frames: int, data_args: list[str]):
+def _clip(args: Namespace, num_frames: int, data_args: list[str]):
     """The uint8 clip of T prompts (T+1 frames) to show and its title: a video file's frames, or a dataset item as
     the loader makes it for a VMP model of T frames."""
     if args.item is None:
@@ -74,7 +75,7 @@ def _clip(args: argparse.Namespace, num_frames: int, data_args: list[str]):
     return item["video"], f"{split} {index}: {item['video_id']}"
 
 
-def _layers(args: argparse.Namespace) -> dict:
+def _layers(args: Namespace) -> dict:
     if args.ckpt:
         return tools.prompt_layers_of_checkpoint(args.ckpt)
     m, n = args.mn if args.mn else PUBLISHED_MN[args.published or "finegym"]
@@ -84,7 +85,7 @@ def _layers(args: argparse.Namespace) -> dict:
 def pn_compare(argv: list[str]) -> None:
     """`vmp-lightning pn-compare VIDEO [--start F] [--gamma 0.5 --maxexp-eta 10 --sigme-eta 20 --asinhe-gamma 10
     --mn M N]`: one frame pair through Gamma, MaxExp, SigmE, AsinhE and the learnable sigmoid, side by side."""
-    parser = argparse.ArgumentParser(prog="vmp-lightning pn-compare", description=pn_compare.__doc__)
+    parser = command_parser("pn-compare", pn_compare.__doc__)
     _clip_arguments(parser)
     parser.add_argument("--gamma", type=float, default=0.5)
     parser.add_argument("--maxexp-eta", type=float, default=10.0)
@@ -101,7 +102,7 @@ def pn_compare(argv: list[str]) -> None:
 def weight_similarity(argv: list[str]) -> None:
     """`vmp-lightning weight-similarity A.ckpt B.ckpt [C.ckpt] [--labels a b c]`: per-layer cosine similarity and
     relative change of the weights (prompt layer set aside), as a plot and a CSV."""
-    parser = argparse.ArgumentParser(prog="vmp-lightning weight-similarity", description=weight_similarity.__doc__)
+    parser = command_parser("weight-similarity", weight_similarity.__doc__)
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--labels", nargs="+", default=None)
     parser.add_argument("--out", default="analysis")
@@ -116,7 +117,7 @@ def weight_similarity(argv: list[str]) -> None:
 def per_class(argv: list[str]) -> None:
     """`vmp-lightning per-class BASE_predictions.csv VMP_predictions.csv`: per-class accuracy of two prediction
     dumps of the same test set, the sorted difference as a bar chart, a CSV, and the confusions that changed."""
-    parser = argparse.ArgumentParser(prog="vmp-lightning per-class", description=per_class.__doc__)
+    parser = command_parser("per-class", per_class.__doc__)
     parser.add_argument("base")
     parser.add_argument("other")
     parser.add_argument("--top", type=int, default=10, help="confusions to list")
@@ -131,7 +132,7 @@ def per_class(argv: list[str]) -> None:
 def compare_runs(argv: list[str]) -> None:
     """`vmp-lightning compare-runs MANIFEST.yaml|summary.csv [--x SETTING] [--metric acc1]`: accuracy against the
     swept setting, one point per seed or trial, as a plot and a table."""
-    parser = argparse.ArgumentParser(prog="vmp-lightning compare-runs", description=compare_runs.__doc__)
+    parser = command_parser("compare-runs", compare_runs.__doc__)
     parser.add_argument("source")
     parser.add_argument("--x", default=None, help="the setting (manifest) or column (CSV) on the x axis")
     parser.add_argument("--metric", default="acc1", help="acc1 / acc5 (manifest) or a metric column (CSV)")

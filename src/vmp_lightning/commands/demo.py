@@ -6,8 +6,6 @@ checkpoint, then a two-row table of test top-1 / top-5 is printed.
 
 from __future__ import annotations
 
-import argparse
-
 from lightning.pytorch.utilities import rank_zero_info
 
 from vmp_lightning.cli import build_cli
@@ -34,12 +32,11 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="vmp-lightning demo",
-        description=__doc__,
-        epilog="Any other arguments are passed to both `fit` runs, e.g. --trainer.max_epochs 4",
-    )
-    _, extra = parser.parse_known_args(argv)
+    """Every argument goes to both `fit` runs (``--config``, ``--trainer.max_epochs 4``, ...)."""
+    extra = list(argv or [])
+    if {"-h", "--help"} & set(extra):
+        print(f"usage: vmp-lightning demo [fit's flags]\n\n{__doc__.strip()}\n\n{main.__doc__}")
+        return
     baseline, num_classes = run(False, extra)
     rows = {"TinyVideoCNN": baseline, "TinyVideoCNN + VMPs": run(True, extra)[0]}
     rank_zero_info(

@@ -1,63 +1,42 @@
-"""Data path: records, clip sampling, decoding, transforms, data modules (one file per dataset in `datasets/`)."""
+"""Data path: records, clip sampling, decoding, transforms, data modules (one file per dataset in `datasets/`).
 
-from vmp_lightning.data.annotations import Annotations, DatasetLayoutError
-from vmp_lightning.data.clip_dataset import ClipDataset
-from vmp_lightning.data.datamodule import AnnotatedDataModule, VideoDataModule
-from vmp_lightning.data.datasets import (
-    FineGymDataModule,
-    HMDB51DataModule,
-    MPIICooking2DataModule,
-    SyntheticMotionDataModule,
-    VideoListDataModule,
-)
-from vmp_lightning.data.datasets.finegym import parse_subaction_id, read_finegym
-from vmp_lightning.data.datasets.hmdb51 import read_hmdb51
-from vmp_lightning.data.datasets.mpii_cooking2 import read_mpii_cooking2
-from vmp_lightning.data.datasets.synthetic import SyntheticMotionSpec, generate, render_video
-from vmp_lightning.data.datasets.video_list import read_video_lists
-from vmp_lightning.data.sampling import clip_span, eval_clip_indices, sample_clip_indices
-from vmp_lightning.data.transforms import eval_transform, train_transform
-from vmp_lightning.data.video import (
-    VideoDecodeError,
-    VideoReader,
-    VideoRecord,
-    VideoWriter,
-    available_backends,
-    open_video,
-    read_frames,
-    write_video,
-)
+Names are imported on first use, so a command that only decodes or cuts videos (`prepare`, the smoke datasets)
+does not load Lightning with the data modules.
+"""
 
-__all__ = [
-    "AnnotatedDataModule",
-    "Annotations",
-    "ClipDataset",
-    "DatasetLayoutError",
-    "FineGymDataModule",
-    "HMDB51DataModule",
-    "MPIICooking2DataModule",
-    "SyntheticMotionDataModule",
-    "SyntheticMotionSpec",
-    "VideoDataModule",
-    "VideoDecodeError",
-    "VideoListDataModule",
-    "VideoReader",
-    "VideoRecord",
-    "VideoWriter",
-    "available_backends",
-    "clip_span",
-    "eval_clip_indices",
-    "eval_transform",
-    "generate",
-    "open_video",
-    "parse_subaction_id",
-    "read_finegym",
-    "read_frames",
-    "read_hmdb51",
-    "read_mpii_cooking2",
-    "read_video_lists",
-    "render_video",
-    "sample_clip_indices",
-    "train_transform",
-    "write_video",
-]
+from importlib import import_module
+
+_WHERE = {
+    **dict.fromkeys(["Annotations", "DatasetLayoutError"], "annotations"),
+    "ClipDataset": "clip_dataset",
+    **dict.fromkeys(["AnnotatedDataModule", "VideoDataModule"], "datamodule"),
+    **dict.fromkeys(["FineGymDataModule", "parse_subaction_id", "read_finegym"], "datasets.finegym"),
+    **dict.fromkeys(["HMDB51DataModule", "read_hmdb51"], "datasets.hmdb51"),
+    **dict.fromkeys(["MPIICooking2DataModule", "read_mpii_cooking2"], "datasets.mpii_cooking2"),
+    **dict.fromkeys(
+        ["SyntheticMotionDataModule", "SyntheticMotionSpec", "generate", "render_video"], "datasets.synthetic"
+    ),
+    **dict.fromkeys(["VideoListDataModule", "read_video_lists"], "datasets.video_list"),
+    **dict.fromkeys(["clip_span", "eval_clip_indices", "sample_clip_indices"], "sampling"),
+    **dict.fromkeys(["eval_transform", "train_transform"], "transforms"),
+    **dict.fromkeys(
+        [
+            "VideoDecodeError",
+            "VideoReader",
+            "VideoRecord",
+            "VideoWriter",
+            "available_backends",
+            "open_video",
+            "read_frames",
+            "write_video",
+        ],
+        "video",
+    ),
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

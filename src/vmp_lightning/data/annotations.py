@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmp_lightning.data.video import VideoRecord
+from vmp_lightning.errors import UserError
 
 
-class DatasetLayoutError(FileNotFoundError):
+class DatasetLayoutError(UserError, FileNotFoundError):
     """The dataset root or an annotation file is missing or malformed; the message shows the expected layout."""
 
 

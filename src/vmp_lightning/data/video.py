@@ -19,11 +19,13 @@ from typing import Literal
 
 import numpy as np
 
+from vmp_lightning.errors import UserError
+
 Backend = Literal["decord", "pyav", "torchcodec"]
 BACKENDS: tuple[str, ...] = ("decord", "pyav", "torchcodec")
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(UserError, RuntimeError):
     """A video could not be opened or decoded; the message names the file and the reason."""
 
 

@@ -18,8 +18,10 @@ from typing import Any
 
 import yaml
 
+from vmp_lightning.errors import UserError
 
-class ManifestError(ValueError):
+
+class ManifestError(UserError, ValueError):
     """A manifest that cannot be read: the message names the file and the entry."""
 
 

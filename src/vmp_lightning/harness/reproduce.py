@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmp_lightning.harness.manifest import Manifest, Run
-from vmp_lightning.harness.smoke import write_smoke_datasets
-from vmp_lightning.loggers import METRICS_FILE, RUN_ID_VARIABLE
+from vmp_lightning.runs import METRICS_FILE, RUN_ID_VARIABLE
 
 #: Runs ``vmp-lightning <args>`` in this process (`vmp_lightning.commands.main`).
 InProcess = Callable[[list[str]], None]
@@ -141,6 +140,8 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
     """Run the selected runs; returns run name -> ``done`` / ``skipped`` (done before) / ``failed: ...``."""
     runs = ordered(manifest.select(only))
     if options.smoke and not options.dry_run:
+        from vmp_lightning.harness.smoke import write_smoke_datasets  # the datasets' modules bring Lightning
+
         write_smoke_datasets(options.out / "smoke-data", {manifest.smoke_layouts[r.dataset] for r in runs})
     status: dict[str, str] = {}
     for index, run in enumerate(runs, 1):

@@ -9,12 +9,29 @@ from __future__ import annotations
 import pkgutil
 from importlib import import_module
 
-from vmp_lightning.data.datasets.finegym import FineGymDataModule
-from vmp_lightning.data.datasets.hmdb51 import HMDB51DataModule
-from vmp_lightning.data.datasets.mpii_cooking2 import MPIICooking2DataModule
-from vmp_lightning.data.datasets.synthetic import SyntheticMotionDataModule
-from vmp_lightning.data.datasets.video_list import VideoListDataModule
 from vmp_lightning.data.prepare import PrepareCommand
+
+#: What `vmp-lightning prepare` lists without importing the dataset modules (each brings Lightning with its data
+#: module): command -> (module, one line of help). A test keeps it equal to the modules' ``PREPARE``.
+PREPARE_INDEX = {
+    "finegym": ("finegym", "cut sub-action clips from the raw videos"),
+    "hmdb51": ("hmdb51", "re-encode all videos densely key-framed, rewrite the split files"),
+    "mpii-cooking2": ("mpii_cooking2", "cut each annotated activity into its own clip"),
+}
+
+_WHERE = {
+    "FineGymDataModule": "finegym",
+    "HMDB51DataModule": "hmdb51",
+    "MPIICooking2DataModule": "mpii_cooking2",
+    "SyntheticMotionDataModule": "synthetic",
+    "VideoListDataModule": "video_list",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:  # imported on first use: a data module brings Lightning
+        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def prepare_commands() -> dict[str, PrepareCommand]:

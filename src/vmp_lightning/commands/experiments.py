@@ -1,0 +1,89 @@
+"""`vmp-lightning reproduce | table | sweep`: the paper's tables and sweeps from experiment files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from vmp_lightning.parsing import command_parser, split_passthrough
+
+
+def reproduce(argv: list[str]) -> None:
+    """Fit, then test, every run of an experiment manifest (experiments/table2.yaml), skipping finished runs and
+    resuming interrupted ones; then write its table. Flags after ``--`` go to every ``fit``. Exits with 1 when a run
+    failed."""
+    from vmp_lightning.commands import main
+    from vmp_lightning.harness.manifest import load_manifest
+    from vmp_lightning.harness.reproduce import Options
+    from vmp_lightning.harness.reproduce import reproduce as run_all
+    from vmp_lightning.harness.table import write_table
+
+    parser = command_parser("reproduce", reproduce.__doc__)
+    parser.add_argument("manifest", help="an experiment manifest (experiments/table2.yaml)")
+    parser.add_argument("--only", default=None, help="comma-separated parts of run names (timesformer,hmdb51_s1)")
+    parser.add_argument("--out", default="experiments/runs", help="where the run folders go")
+    parser.add_argument("--results", default="experiments/results", help="where the table goes")
+    parser.add_argument("--data-root", default=None, help="folder holding each dataset's folder")
+    parser.add_argument("--ckpt-root", default=None, help="folder holding the pretrained checkpoints")
+    parser.add_argument("--devices", default=None, help="trainer.devices for every run (>1: DDP subprocesses)")
+    parser.add_argument("--precision", default=None, help="trainer.precision for every run")
+    parser.add_argument("--smoke", action="store_true", help="synthetic videos, tiny models, one short epoch")
+    parser.add_argument("--dry-run", action="store_true", help="print each run's command, run nothing")
+    own, extra = split_passthrough(argv)
+    args = parser.parse_args(own)
+    manifest = load_manifest(args.manifest)
+    out = Path(args.out) / ("smoke" if args.smoke else "")
+    options = Options(
+        out=out,
+        data_root=Path(args.data_root) if args.data_root else None,
+        ckpt_root=Path(args.ckpt_root) if args.ckpt_root else None,
+        devices=args.devices,
+        precision=args.precision,
+        smoke=args.smoke,
+        dry_run=args.dry_run,
+        extra=tuple(extra),
+        in_process=main,
+    )
+    status = run_all(manifest, options, args.only)
+    if not args.dry_run:
+        results = Path(args.results) / ("smoke" if args.smoke else "")
+        md, _ = write_table(manifest, out, results)
+        print(md.read_text())
+        print(f"table written to {md} and {md.with_suffix('.csv')}")
+    if any(state.startswith("failed") for state in status.values()):
+        sys.exit(1)
+
+
+def table(argv: list[str]) -> None:
+    """The runs' test metrics beside the paper's, laid out like the paper's table (Markdown and CSV)."""
+    from vmp_lightning.harness.manifest import load_manifest
+    from vmp_lightning.harness.table import write_table
+
+    parser = command_parser("table", table.__doc__)
+    parser.add_argument("manifest", help="an experiment manifest (experiments/table2.yaml)")
+    parser.add_argument("--out", default="experiments/runs", help="the run folders")
+    parser.add_argument("--results", default="experiments/results", help="where the table goes")
+    args = parser.parse_args(argv)
+    md, csv_path = write_table(load_manifest(args.manifest), Path(args.out), Path(args.results))
+    print(md.read_text())
+    print(f"table written to {md} and {csv_path}")
+
+
+def sweep(argv: list[str]) -> None:
+    """Run a W&B sweep file offline (grid and random as W&B draws them, bayes through Optuna), each trial a normal
+    run in its own folder; prints and writes (summary.csv) the table of trials, parameters and metric. Flags after
+    ``--`` go to every trial."""
+    from vmp_lightning.commands import main
+    from vmp_lightning.harness.sweep import run_sweep, summary_table
+
+    parser = command_parser("sweep", sweep.__doc__)
+    parser.add_argument("sweep", help="a W&B sweep file (experiments/sweeps/lambda.yaml)")
+    parser.add_argument("--max-trials", type=int, default=None, help="stop after N trials (random/bayes need it)")
+    parser.add_argument("--out", default="experiments/sweeps/runs", help="where the trial folders go")
+    parser.add_argument("--seed", type=int, default=0, help="of the random / bayes draws")
+    own, extra = split_passthrough(argv)
+    args = parser.parse_args(own)
+    rows = run_sweep(args.sweep, args.out, args.max_trials, tuple(extra), args.seed, in_process=main)
+    print(summary_table(rows))
+    if rows:
+        print(f"summary written to {Path(rows[0]['folder']).parent / 'summary.csv'}")

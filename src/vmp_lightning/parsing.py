@@ -1,0 +1,70 @@
+"""One command-line stack: every project command parses with jsonargparse, as LightningCLI does for fit / validate /
+test / predict, so each takes ``--config FILE`` (a YAML of its settings) and ``--print_config`` (its resolved config),
+refuses abbreviated flags, and answers a mistyped flag with the closest one."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from collections.abc import Iterable
+from importlib import import_module
+
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice a mistyped or shortened ``word`` most likely meant: the shortest one it begins, else the closest
+    by spelling, else None."""
+    choices = list(choices)
+    extended = sorted((c for c in choices if c.startswith(word)), key=len)
+    if extended:
+        return extended[0]
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def flag_suggestion(message: str, options: Iterable[str]) -> str:
+    """``; did you mean --x?`` for the first unknown flag an error message names (empty when none is close): an
+    unrecognised ``--flag``, or a setting a class does not take (``Option 'lamda_v' is not accepted``)."""
+    options = [o for o in options if o.startswith("--")]
+    for flag in re.findall(r"(--[\w.\-]+)", message):
+        match = None if flag in options else closest(flag, options)
+        if match:
+            return f"; did you mean {match}?"
+    for class_path, option in re.findall(r"class_path '([\w.]+)':\s+Option '(\w+)' is not accepted", message):
+        module, _, name = class_path.rpartition(".")
+        try:
+            accepted = inspect.signature(getattr(import_module(module), name)).parameters
+        except (ImportError, AttributeError, TypeError, ValueError):
+            continue
+        match = closest(option, [p for p in accepted if p != "self"])
+        if match:
+            return f"\n(did you mean '{match}'?)"
+    return ""
+
+
+def with_flag_suggestions(parser: ArgumentParser) -> ArgumentParser:
+    """Make ``parser`` add a suggestion to its errors (LightningCLI's parsers too: they are made elsewhere)."""
+    error = parser.error
+
+    def error_with_suggestion(message: str, ex: Exception | None = None):
+        return error(message + flag_suggestion(message, parser._option_string_actions), ex)
+
+    parser.error = error_with_suggestion  # type: ignore[method-assign]
+    return parser
+
+
+def command_parser(name: str, description: str | None) -> ArgumentParser:
+    """The parser of ``vmp-lightning <name>``: ``--config`` / ``--print_config``, no abbreviations, suggestions."""
+    parser = ArgumentParser(prog=f"vmp-lightning {name}", description=description, allow_abbrev=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of this command's settings")
+    return with_flag_suggestions(parser)
+
+
+def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
+    """A command's own arguments and those after ``--``, which it passes on to ``fit`` / the CLI."""
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
