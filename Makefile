@@ -70,6 +70,7 @@ bench: install
 	$(BIN)/python benchmarks/loader_throughput.py
 	$(BIN)/python benchmarks/backbone_overhead.py
 	$(BIN)/python benchmarks/lightning_overhead.py
+	$(BIN)/python benchmarks/startup.py
 
 # On a machine with a GPU: step time and peak memory with and without VMPs (benchmarks/results/gpu_step.md).
 bench-gpu: install

@@ -32,7 +32,7 @@ def test_help_lists_every_command_with_one_line_and_works_offline_without_gpu():
 )
 def test_help_and_the_light_commands_import_no_lightning(command):
     """Only the chosen command's module is imported: --help, table, prepare, check-videos and the analysis commands
-    start without Lightning (and --help without torch)."""
+    answer --help without torch, Lightning or W&B."""
     code = (
         "import sys\n"
         "from vmp_lightning.commands import main\n"
@@ -41,8 +41,7 @@ def test_help_and_the_light_commands_import_no_lightning(command):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    imported = result.stdout.rsplit("IMPORTED", 1)[1].strip()
-    assert imported == ("[]" if command == ["--help"] else imported) and "lightning" not in imported
+    assert "usage: vmp-lightning" in result.stdout and result.stdout.rsplit("IMPORTED", 1)[1].strip() == "[]"
 
 
 def test_every_project_command_takes_a_config_file_and_prints_its_resolved_config(tmp_path, capsys):

@@ -16,9 +16,8 @@ _WHERE = {
     **dict.fromkeys(
         ["PromptTrace", "trace_prompt", "prompt_grid_figure", "pn_curve_figure", "save_figure"], "vmp_lightning.figures"
     ),
-    **dict.fromkeys(
-        ["PUBLISHED_MN", "read_clip", "prompt_layers_of_checkpoint", "sigmoid_layer"], "vmp_lightning.analysis.common"
-    ),
+    **dict.fromkeys(["read_clip", "prompt_layers_of_checkpoint", "sigmoid_layer"], "vmp_lightning.analysis.common"),
+    "PUBLISHED_MN": "vmp_lightning.analysis.published",
     "visualize": "vmp_lightning.analysis.visualization",
     **dict.fromkeys(["baseline_pns", "pn_compare"], "vmp_lightning.analysis.pn_comparison"),
     "weight_similarity": "vmp_lightning.analysis.weight_comparison",

@@ -13,14 +13,6 @@ from vmp_lightning.data.sampling import clip_span
 from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import LearnableSigmoid, MotionPrompt
 
-#: (m, n) the project site publishes for the learnable sigmoid, per dataset.
-PUBLISHED_MN = {
-    "finegym": (1.05, -2.67),
-    "hmdb51": (0.2646, -0.6615),
-    "mpii_cooking2": (0.257, 0.053),
-    "ucf_crime": (0.8916, -0.2543),
-}
-
 
 def log_to_wandb(images: dict[str, Path]) -> None:
     """Log PNG files to the active W&B run, if any."""

@@ -8,9 +8,8 @@ from pathlib import Path
 from jsonargparse import ArgumentParser, Namespace
 
 from vmp_lightning import analysis as tools
-from vmp_lightning.analysis.common import PUBLISHED_MN
 from vmp_lightning.analysis.errors import AnalysisError
-from vmp_lightning.model import frames_per_clip
+from vmp_lightning.analysis.published import PUBLISHED_MN
 from vmp_lightning.parsing import command_parser, split_passthrough
 
 
@@ -59,6 +58,8 @@ def _clip(args: Namespace, num_frames: int, data_args: list[str]):
     if args.item is None:
         if args.video is None:
             raise AnalysisError("give a video file or --item SPLIT INDEX")
+        from vmp_lightning.model import frames_per_clip
+
         frames = frames_per_clip(num_frames, vmp=True)
         return tools.read_clip(args.video, frames, args.stride, args.start, args.size), Path(args.video).name
     from vmp_lightning.cli import build_cli
