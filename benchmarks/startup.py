@@ -42,7 +42,7 @@ def main() -> None:
         f"Start-up, a fresh process per command, median of {args.repeats} interleaved rounds, {facts['cpu']}, "
         f"torch {facts['torch']}, {facts['date']}",
         "",
-        '| command | seconds | x `import torch` |',
+        "| command | seconds | x `import torch` |",
         "|---|---|---|",
         *(f"| `{name}` | {value:.2f} | {value / torch_import:.2f} |" for name, value in seconds.items()),
     ]

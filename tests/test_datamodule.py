@@ -105,8 +105,8 @@ class FolderDataModule(VideoDataModule):
 
 
 def test_a_new_dataset_is_one_module(tmp_path, monkeypatch):
-    """The README's example: a data module in a file of its own runs through the CLI with the base options."""
-    assert FOLDER_DATASET.strip() in (REPO / "README.md").read_text()  # the README shows exactly this code
+    """The manual's example: a data module in a file of its own runs through the CLI with the base options."""
+    assert FOLDER_DATASET.strip() in (REPO / "docs" / "datasets.md").read_text()  # the manual shows this code
     (tmp_path / "folder_dataset.py").write_text(FOLDER_DATASET)
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in ("jump", "walk"):
