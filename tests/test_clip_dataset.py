@@ -41,12 +41,34 @@ def test_train_clips_follow_the_sampled_indices(tmp_path):
         assert np.all(np.diff(indices) == 3) and indices[0] >= 0 and indices[-1] <= 29
 
 
-@pytest.mark.parametrize("name", ["empty", "truncated", "missing", "short"])
+@pytest.mark.parametrize("name", ["empty", "truncated", "missing"])
 def test_bad_videos_raise_naming_the_file(bad_videos, name):
     records = [VideoRecord(str(bad_videos[name]), 0, name)]
     dataset = ClipDataset(records, 8, 1, lambda clip, crop=0: clip, train=False)
     with pytest.raises(VideoDecodeError, match=bad_videos[name].name):
         dataset[0]
+
+
+@pytest.mark.parametrize(
+    ("rule", "frames", "expected"),
+    [
+        ("clamp", 8, [0, 2, 4, 6, 6, 6, 6, 6]),  # PySlowFast: the window from frame 0, clamped to the last frame
+        ("clamp", 9, [0, 2, 4, 6, 6, 6, 6, 6, 6]),
+        ("vmps", 8, [0, 1, 3, 5, 0, 2, 4, 6]),  # the authors' decoder: 7 frames tiled twice, linspace(0, 13, 8)
+        ("vmps", 9, [0, 1, 3, 4, 6, 1, 2, 4, 6]),  # linspace(0, 13, 9) truncated, of the tiled frames
+        ("spread", 9, [0, 1, 2, 2, 3, 4, 4, 5, 6]),
+    ],
+)
+def test_a_video_shorter_than_the_clip_is_filled_by_the_rule_never_dropped(tmp_path, rule, frames, expected):
+    """7 frames, a clip of 8 (baseline) or 9 (VMP) frames at stride 2: the frames of a full decode at the rule's
+    indices, under on_bad_video="raise", in training and in evaluation."""
+    path = ramp_video(tmp_path / "short.mp4", frames=7)
+    records = [VideoRecord(str(path), 0, "short")]
+    for train in (False, True):
+        dataset = ClipDataset(records, frames, 2, lambda clip, crop=0: clip, train=train, short_videos=rule, seed=0)
+        assert brightness_index(dataset[0]["video"]) == expected
+    with pytest.raises(ValueError, match="short_videos"):
+        ClipDataset(records, frames, 2, lambda clip, crop=0: clip, train=False, short_videos="drop")
 
 
 def test_skip_policy_replaces_and_reports(bad_videos):

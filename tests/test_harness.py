@@ -16,7 +16,7 @@ from vmp_lightning.harness import load_manifest
 from vmp_lightning.harness.manifest import ManifestError
 from vmp_lightning.harness.reproduce import Options, RunNotReady, fit_arguments, reproduce, run_metrics
 from vmp_lightning.harness.sweep import _trials, agent_command, cli_arguments, grid, load_sweep, run_sweep
-from vmp_lightning.harness.table import write_table
+from vmp_lightning.harness.table import DifferentTestVideos, write_table
 
 EXPERIMENTS = REPO / "experiments"
 MANIFESTS = sorted([*EXPERIMENTS.glob("*.yaml"), *EXPERIMENTS.glob("ablations/*.yaml")])
@@ -84,10 +84,14 @@ def test_a_bad_manifest_names_the_entry(tmp_path):
         load_manifest(EXPERIMENTS / "table1.yaml").select("x3d")
 
 
-def fake_result(folder: Path, acc1: float, acc5: float, url: str = "") -> None:
+def fake_result(folder: Path, acc1: float, acc5: float, url: str = "", videos: list[str] | None = None) -> None:
     folder.mkdir(parents=True)
     record = {"test": {"test/acc1": acc1, "test/acc5": acc5}, "wandb_url": url, "best_checkpoint": None}
     (folder / "metrics.json").write_text(json.dumps(record))
+    if videos is not None:  # what a test writes: one row per video
+        (folder / "test_predictions.csv").write_text(
+            "video_id,label,prediction\n" + "".join(f"{v},0,0\n" for v in videos)
+        )
 
 
 def test_table_puts_ours_beside_the_paper_means_splits_and_marks_missing_runs(tmp_path):
@@ -105,6 +109,24 @@ def test_table_puts_ours_beside_the_paper_means_splits_and_marks_missing_runs(tm
     rows = {r["run"]: r for r in __import__("csv").DictReader(table.open())}
     assert len(rows) == 40 and rows["table2/x3d/hmdb51_s2"]["diff_acc1"] == "-2.6"
     assert rows["table2/x3d/finegym"]["status"] == "not run"
+
+
+def test_a_table_whose_rows_were_tested_on_different_videos_is_refused(tmp_path):
+    """Baseline and VMP rows of a column must be scored on the same test videos: a video one run dropped or
+    replaced is named, and no table is written."""
+    manifest = load_manifest(EXPERIMENTS / "table2.yaml")
+    out = tmp_path / "runs"
+    videos = [f"brush_hair/v{i}" for i in range(6)]
+    fake_result(out / "table2/x3d/hmdb51_s1/p/r1", 0.76, 0.9, videos=videos)
+    fake_result(out / "table2/x3d+vmp/hmdb51_s1/p/r2", 0.78, 0.9, videos=videos)
+    fake_result(out / "table2/timesformer/hmdb51_s1/p/r3", 0.7, 0.9, videos=[*videos[:4], "brush_hair/v0"])
+    fake_result(out / "table2/x3d/finegym/p/r4", 0.5, 0.8, videos=["other/v0"])  # another column: other videos
+    with pytest.raises(DifferentTestVideos, match=r"on 6 videos, table2/timesformer/hmdb51_s1 on 4; not in both: "):
+        write_table(manifest, out, tmp_path / "results")
+    assert not (tmp_path / "results" / "table2.md").exists()
+    (out / "table2/timesformer/hmdb51_s1/p/r3/test_predictions.csv").unlink()  # tested on what? not compared
+    md, _ = write_table(manifest, out, tmp_path / "results")
+    assert "78.0 (" in md.read_text() and "70.0 (" in md.read_text()
 
 
 @pytest.mark.slow

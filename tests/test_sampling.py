@@ -28,6 +28,24 @@ def test_short_videos_spread_frames_without_consecutive_duplicates():
         sample_clip_indices(0, 8, 2)
 
 
+def test_the_short_video_rules_are_the_originals_arithmetic():
+    """By hand from the originals' code: PySlowFast's temporal_sampling (linspace over the window from frame 0,
+    clamped into the video) at our stride; the VMPs decoder (the video tiled when shorter than the clip, then
+    torch.linspace(0, last, n).long())."""
+    from vmp_lightning.data.sampling import short_video_indices
+
+    assert short_video_indices(5, 4, 3.0, "clamp").tolist() == [0, 3, 4, 4]
+    assert short_video_indices(3, 4, 2.0, "vmps").tolist() == [0, 1, 0, 2]  # tiled [0 1 2 0 1 2]: 0, 1.67, 3.33, 5
+    assert short_video_indices(10, 4, 5.0, "vmps").tolist() == [0, 3, 6, 9]  # linspace(0, 9, 4) = 0, 3, 6, 9
+    assert short_video_indices(10, 7, 5.0, "vmps").tolist() == [0, 1, 3, 4, 6, 7, 9]  # 1.5 steps, truncated
+    assert eval_clip_indices(10, 9, 4, 3, 2, short_videos="clamp").tolist() == [0, 4, 8] + [9] * 6
+    assert sample_clip_indices(12, 9, 4, np.random.default_rng(0), short_videos="vmps").tolist() == [
+        0, 1, 2, 4, 5, 6, 8, 9, 11,
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="short_videos must be"):
+        short_video_indices(3, 4, 2.0, "drop")
+
+
 def test_target_fps_scales_the_stride():
     at_30 = sample_clip_indices(300, 8, 4, fps=30, target_fps=30)
     at_60 = sample_clip_indices(600, 8, 4, fps=60, target_fps=30)

@@ -36,8 +36,8 @@ def prepare(argv: list[str]) -> None:
 def check_videos(argv: list[str]) -> None:
     """Open every video of the configured dataset (the data settings as for `fit`: ``--config``, ``--data.*``)
     and decode its first and last frame (with --full: every frame, counting them); print the problems (missing,
-    empty, unreadable, too short, damaged) and the headers that claim more frames than there are, and write every
-    row to a CSV. Exits with 1 when there is a problem."""
+    empty, unreadable, damaged), the headers that claim more frames than there are and the videos shorter than a
+    clip (filled, not dropped), and write every row to a CSV. Exits with 1 when there is a problem."""
     own, rest = _own_flags(argv)
     parser = command_parser("check-videos", check_videos.__doc__)
     parser.add_argument("--out", default="video_check.csv", help="CSV file for all rows")

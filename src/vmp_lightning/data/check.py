@@ -12,7 +12,7 @@ from vmp_lightning.data.parallel import map_with_progress
 from vmp_lightning.data.video import VideoDecodeError, index_video, open_video, read_frames
 
 #: Statuses that make a video unusable (the command exits with 1); ``header_overstates`` is only reported.
-PROBLEMS = ("missing", "empty", "unreadable", "too_short", "damaged")
+PROBLEMS = ("missing", "empty", "unreadable", "damaged")
 COLUMNS = ("split", "path", "status", "header_frames", "frames", "fps", "size", "first_error")
 
 
@@ -23,7 +23,7 @@ class VideoCheck:
 
     split: str
     path: str
-    status: str  # ok | header_overstates | missing | empty | unreadable | too_short | damaged
+    status: str  # ok | header_overstates | short (both reported, not bad) | missing | empty | unreadable | damaged
     header_frames: int = 0
     frames: int = 0
     fps: float = 0.0
@@ -53,10 +53,10 @@ def check_video(
     backend: str = "decord",
     full: bool = False,
 ) -> VideoCheck:
-    """Check that ``path`` opens, that its interval holds ``frames_per_clip`` frames, and that its first and last
-    frame decode; with ``full``, decode every frame and count them. A readable file is never reported as bad: a
-    header that claims more frames than there are is reported as ``header_overstates`` (sampling uses the true
-    count)."""
+    """Check that ``path`` opens and that its first and last frame decode; with ``full``, decode every frame and
+    count them. A readable file is never reported as bad: a header that claims more frames than there are is
+    reported as ``header_overstates`` (sampling uses the true count), an interval shorter than ``frames_per_clip``
+    as ``short`` (its clips are filled by the ``short_videos`` rule)."""
     if not Path(path).is_file():
         return VideoCheck("", path, "missing", first_error="no such file")
     if Path(path).stat().st_size == 0:
@@ -79,8 +79,8 @@ def check_video(
     except VideoDecodeError as error:
         return replace(check, status="damaged", first_error=check.first_error or str(error))
     if last - start + 1 < frames_per_clip:
-        reason = f"{max(last - start + 1, 0)} frames, a clip needs {frames_per_clip}"
-        return replace(check, status="too_short", first_error=check.first_error or reason)
+        note = f"{max(last - start + 1, 0)} frames, a clip needs {frames_per_clip}: filled by data.short_videos"
+        return replace(check, status="short", first_error=check.first_error or note)
     if check.status == "ok" and header > check.frames:
         return replace(check, status="header_overstates", first_error=f"the header claims {header} frames")
     return check

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from vmp_lightning.data.sampling import eval_clip_indices, sample_clip_indices
+from vmp_lightning.data.sampling import ShortVideoRule, eval_clip_indices, sample_clip_indices
 from vmp_lightning.data.video import Backend, VideoDecodeError, VideoRecord, open_video, read_frames
 
 OnBadVideo = Literal["raise", "skip"]
@@ -68,16 +68,19 @@ class ClipDataset(Dataset):
         backend: Backend = "decord",
         on_bad_video: OnBadVideo = "raise",
         seed: int | None = None,
+        short_videos: ShortVideoRule = "spread",
     ) -> None:
         if on_bad_video not in ("raise", "skip"):
             raise ValueError(f"on_bad_video must be 'raise' or 'skip', got {on_bad_video!r}")
+        if short_videos not in get_args(ShortVideoRule):
+            raise ValueError(f"short_videos must be one of {get_args(ShortVideoRule)}, got {short_videos!r}")
         self.records = list(records)
         self.frames_per_clip, self.stride, self.target_fps = frames_per_clip, stride, target_fps
         self.transform, self.train = transform, train
         self.views_per_record = 1 if train else num_clips * num_crops
         self.num_clips, self.num_crops = num_clips, num_crops
         self.backend, self.on_bad_video = backend, on_bad_video
-        self.seed = seed
+        self.seed, self.short_videos = seed, short_videos
 
     def __len__(self) -> int:
         return len(self.records) * self.views_per_record
@@ -110,12 +113,12 @@ class ClipDataset(Dataset):
         reader = open_video(record.path, self.backend)
         end = len(reader) - 1 if record.end_frame is None else min(record.end_frame, len(reader) - 1)
         length = end - record.start_frame + 1
-        if length < self.frames_per_clip:
+        if length < 1:  # a shorter video is filled by the short_videos rule, never dropped
             raise VideoDecodeError(
-                f"{record.path}: too short, {max(length, 0)} frames in [{record.start_frame}, {record.end_frame}] "
-                f"(the video has {len(reader)}), a clip needs {self.frames_per_clip}"
+                f"{record.path}: no frame in [{record.start_frame}, {record.end_frame}] (the video has {len(reader)})"
             )
         timing = {"start_frame": record.start_frame, "fps": reader.fps, "target_fps": self.target_fps}
+        timing["short_videos"] = self.short_videos
         if self.train:
             # drawn from torch's random state: the item's own with a seed (see __getitem__)
             rng = np.random.default_rng(int(torch.randint(2**62, ())))

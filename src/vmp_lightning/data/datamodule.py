@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from vmp_lightning.data.annotations import Annotations, DatasetLayoutError
 from vmp_lightning.data.clip_dataset import ClipDataset, EpochShuffle, OnBadVideo
+from vmp_lightning.data.sampling import ShortVideoRule
 from vmp_lightning.data.transforms import eval_transform, train_transform
 from vmp_lightning.data.video import Backend, VideoRecord
 
@@ -42,8 +43,11 @@ class VideoDataModule(L.LightningDataModule):
         test_clips, test_crops: temporal clips x spatial crops (1 or 3) per test video, each pair one *view*;
             validation uses 1 x 1.
         backend: video decoder, ``decord`` | ``pyav`` | ``torchcodec``.
-        on_bad_video: ``raise`` stops at an unreadable, empty or too-short video; ``skip`` reports it once and
-            lets the next readable video of the split stand in (counted per epoch as ``data/bad_videos``).
+        short_videos: how a video shorter than the clip's window is filled (``spread``, ``clamp`` as PySlowFast,
+            ``vmps`` as the authors' TimeSformer; `vmp_lightning.data.sampling`); such a video is never dropped, so
+            every model of a comparison is scored on the same videos. The backbone configs set their original's.
+        on_bad_video: ``raise`` stops at an unreadable or empty video; ``skip`` reports it once and lets the next
+            readable video of the split stand in (counted per epoch as ``data/bad_videos``).
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class VideoDataModule(L.LightningDataModule):
         test_clips: int = 1,
         test_crops: int = 1,
         backend: Backend = "decord",
+        short_videos: ShortVideoRule = "spread",
         on_bad_video: OnBadVideo = "raise",
         batch_size: int = 8,
         num_workers: int = 2,
@@ -69,7 +74,7 @@ class VideoDataModule(L.LightningDataModule):
         self.frames_per_clip, self.stride, self.target_fps = frames_per_clip, stride, target_fps
         self.crop_size, self.short_side, self.flip = crop_size, tuple(short_side), flip
         self.test_clips, self.test_crops = test_clips, test_crops
-        self.backend, self.on_bad_video = backend, on_bad_video
+        self.backend, self.on_bad_video, self.short_videos = backend, on_bad_video, short_videos
         self.batch_size, self.num_workers = batch_size, num_workers
         self.records: dict[str, list[VideoRecord]] = {}
 
@@ -111,6 +116,7 @@ class VideoDataModule(L.LightningDataModule):
             backend=self.backend,
             on_bad_video=self.on_bad_video,
             seed=run_seed() if train else None,
+            short_videos=self.short_videos,
         )
 
     def _loader(self, split: str) -> DataLoader:

@@ -5,10 +5,42 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from vmp_lightning.errors import UserError
 from vmp_lightning.harness.manifest import Manifest, ManifestError
 from vmp_lightning.harness.reproduce import run_folder, run_metrics
 
 METRICS = {"acc1": 0, "acc5": 1}  # index into a run's paper (top-1, top-5)
+
+
+class DifferentTestVideos(UserError, ValueError):
+    """Two rows of a column were tested on different videos: their numbers are not comparable."""
+
+
+def tested_videos(metrics_path: str | Path) -> frozenset[str] | None:
+    """The video ids a run was tested on (its ``test_predictions.csv``, beside its ``metrics.json``)."""
+    path = Path(metrics_path).parent / "test_predictions.csv"
+    if not path.is_file():
+        return None
+    with path.open() as handle:
+        return frozenset(row["video_id"] for row in csv.DictReader(handle))
+
+
+def check_same_test_videos(rows: list[dict]) -> None:
+    """Every done run of a dataset (a column) tested on the same videos, or `DifferentTestVideos` naming two runs and
+    the videos one of them lacks: a video dropped or replaced for one model only would bias the comparison."""
+    first: dict[str, dict] = {}
+    for row in rows:
+        videos = row.get("test_videos")
+        if videos is None:
+            continue
+        reference = first.setdefault(row["dataset"], row)
+        if videos != reference["test_videos"]:
+            only = sorted(reference["test_videos"] - videos) or sorted(videos - reference["test_videos"])
+            raise DifferentTestVideos(
+                f"{reference['run']} was tested on {len(reference['test_videos'])} videos, {row['run']} on "
+                f"{len(videos)}; not in both: {', '.join(only[:5])}{' ...' if len(only) > 5 else ''}. Rows of a table "
+                "must be scored on the same videos: re-test both runs on the same test list"
+            )
 
 
 def collect(manifest: Manifest, out: Path) -> list[dict]:
@@ -26,6 +58,7 @@ def collect(manifest: Manifest, out: Path) -> list[dict]:
             row[f"diff_{metric}"] = round(row[metric] - run.paper[index], 2) if both else None
         row["folder"] = str(Path(record["path"]).parent) if record else ""
         row["wandb_url"] = (record or {}).get("wandb_url") or ""
+        row["test_videos"] = tested_videos(record["path"]) if record else None
         rows.append(row)
     return rows
 
@@ -74,6 +107,8 @@ def markdown(manifest: Manifest, rows: list[dict]) -> str:
 def write_table(manifest: Manifest, out: Path, results: Path) -> tuple[Path, Path]:
     """Write ``<results>/<manifest>.md`` and ``.csv``; returns both paths."""
     rows = collect(manifest, out)
+    check_same_test_videos(rows)
+    rows = [{key: value for key, value in row.items() if key != "test_videos"} for row in rows]
     results.mkdir(parents=True, exist_ok=True)
     md, table = results / f"{manifest.name}.md", results / f"{manifest.name}.csv"
     md.write_text(markdown(manifest, rows))
