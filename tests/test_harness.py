@@ -100,7 +100,12 @@ def test_table_puts_ours_beside_the_paper_means_splits_and_marks_missing_runs(tm
     fake_result(out / "table2/x3d/hmdb51_s1/p/r1", 0.76, 0.9, url="https://wandb.ai/e/p/runs/r1")
     fake_result(out / "table2/x3d/hmdb51_s2/p/r2", 0.70, 0.9)
     fake_result(out / "table2/x3d/mpii_cooking2/p/r3", 0.5, 0.8)
+    for split, acc1 in enumerate((0.76, 0.77, 0.78), 1):
+        fake_result(out / f"table2/slowfast+vmp_slow_fast/hmdb51_s{split}/p/r", acc1, 0.9)
     md, table = write_table(manifest, out, tmp_path / "results")
+    both = next(line for line in md.read_text().splitlines() if line.startswith("| + VMPs (slow & fast) |"))
+    assert both.split("|")[5].strip() == "77.0 (76.6, +0.4)"  # the paper's printed mean, not 76.7 recomputed
+    assert "81.5 in the paper's Table 2 and 81.8 in its Table 1" in md.read_text()
     x3d = next(line for line in md.read_text().splitlines() if line.startswith("| X3D |"))
     cells = [c.strip() for c in x3d.strip("|").split("|")]
     assert cells[1] == "[76.0](https://wandb.ai/e/p/runs/r1) (75.0, +1.0)"

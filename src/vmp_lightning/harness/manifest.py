@@ -85,6 +85,8 @@ class Manifest:
     rows: list[tuple[str, str]]  # (model, title) in table order
     columns: list[dict[str, Any]]
     smoke_layouts: dict[str, str]  # dataset -> synthetic layout (hmdb51, finegym, mpii_cooking2)
+    published: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # model -> key -> the paper's numbers
+    notes: list[str] = field(default_factory=list)  # printed under the table
 
     def select(self, only: str | None) -> list[Run]:
         """Runs whose name contains one of the comma-separated patterns (all runs when empty)."""
@@ -168,4 +170,5 @@ def load_manifest(path: str | Path) -> Manifest:
             raise ManifestError(f"{path}: {run.model} starts from {run.init_from}, which is not a model here")
     rows = [(model, entry.get("title", model)) for model, entry in models.items()]
     layouts = {d: (v or {}).get("smoke_layout", d) for d, v in spec["datasets"].items()}
-    return Manifest(path, spec["name"], spec.get("title", spec["name"]), runs, rows, spec["columns"], layouts)
+    title, published, notes = spec.get("title", spec["name"]), spec.get("paper") or {}, spec.get("notes") or []
+    return Manifest(path, spec["name"], title, runs, rows, spec["columns"], layouts, published, notes)

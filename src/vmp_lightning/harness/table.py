@@ -63,8 +63,9 @@ def collect(manifest: Manifest, out: Path) -> list[dict]:
     return rows
 
 
-def _cell(values: list[dict], metric: str) -> str:
-    """``ours (paper, diff)`` of one run or the mean of several (splits, seeds); ``not run`` until all are done."""
+def _cell(values: list[dict], metric: str, published: float | None = None) -> str:
+    """``ours (paper, diff)`` of one run or the mean of several (splits, seeds); ``not run`` until all are done.
+    ``published``: the paper's own number for the cell (its printed mean), instead of the mean of its runs'."""
     if any(v[metric] is None for v in values):
         done = sum(v[metric] is not None for v in values)
         return "not run" if not done else f"{done}/{len(values)} runs"
@@ -73,8 +74,8 @@ def _cell(values: list[dict], metric: str) -> str:
     text = f"{ours:.1f}"
     if len(values) == 1 and values[0]["wandb_url"]:
         text = f"[{text}]({values[0]['wandb_url']})"
-    if all(p is not None for p in papers):
-        paper = sum(papers) / len(papers)
+    if published is not None or all(p is not None for p in papers):
+        paper = published if published is not None else sum(papers) / len(papers)
         text += f" ({paper:.1f}, {ours - paper:+.1f})"
     return text
 
@@ -99,8 +100,11 @@ def markdown(manifest: Manifest, rows: list[dict]) -> str:
                 values = [row for d in datasets for row in by_key[(model, d)]]
             except KeyError as error:
                 raise ManifestError(f"{manifest.path}: column {column['title']!r} names {error}") from None
-            cells.append(_cell(values, column.get("metric", "acc1")))
+            metric = column.get("metric", "acc1")
+            published = manifest.published.get(model, {}).get(column.get("published", ""), [])
+            cells.append(_cell(values, metric, published[METRICS[metric]] if published else None))
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines += ["", *(f"- {note}" for note in manifest.notes)] if manifest.notes else []
     return "\n".join(lines) + "\n"
 
 
