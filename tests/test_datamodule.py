@@ -124,3 +124,22 @@ def test_a_new_dataset_is_one_module(tmp_path, monkeypatch):
     assert cli.datamodule.backend == "pyav" and cli.datamodule.frames_per_clip == 5
     assert cli.datamodule.class_names == ["jump", "walk"] and len(cli.datamodule.records["val"]) == 2
     assert cli.trainer.state.finished and cli.trainer.global_step == 1
+
+
+def test_validation_is_held_out_of_training_per_class_by_seed():
+    """A class-stratified, seeded part of the training list, the same whatever the listing order; never a class's
+    last training video; 0 holds nothing out."""
+    from vmp_lightning.data import VideoRecord
+    from vmp_lightning.data.annotations import hold_out_validation
+
+    train = [VideoRecord(f"/v/{c}{i}.mp4", label, f"{c}/{i}") for label, c in enumerate("abc") for i in range(10)]
+    train += [VideoRecord("/v/d0.mp4", 3, "d/0")]  # one video: it stays in training
+    kept, held = hold_out_validation(train, 0.2, seed=1)
+    assert sorted(r.label for r in held) == [0, 0, 1, 1, 2, 2] and len(kept) + len(held) == len(train)
+    assert not {r.video_id for r in kept} & {r.video_id for r in held}
+    again = hold_out_validation(list(reversed(train)), 0.2, seed=1)[1]
+    assert {r.video_id for r in again} == {r.video_id for r in held}
+    assert {r.video_id for r in hold_out_validation(train, 0.2, seed=2)[1]} != {r.video_id for r in held}
+    assert hold_out_validation(train, 0.0) == (train, [])
+    with pytest.raises(ValueError, match="val_fraction"):
+        hold_out_validation(train, 1.0)

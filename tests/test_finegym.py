@@ -88,10 +88,12 @@ def test_finegym_reads_lists_and_categories(finegym):
     assert len(annotations.class_names) == 99 and annotations.class_names[0] == "(VT) round-off, flic-flac"
     assert annotations.class_names[1] == "class_001"
     assert [(r.video_id, r.label) for r in annotations.splits["train"]] == [(ids[0], 0), (ids[1], 98)]
-    assert annotations.splits["test"] == annotations.splits["val"]
+    assert annotations.splits["val"] == []  # one training clip per class: none to hold out; never the test list
+    assert [r.video_id for r in annotations.splits["test"]] == [ids[2]]  # the official validation list
     module = FineGymDataModule(root=str(root), **SMALL)
     module.setup()
-    assert module.num_classes == 99 and next(iter(module.val_dataloader()))["label"].tolist() == [5]
+    assert module.num_classes == 99 and next(iter(module.test_dataloader()))["label"].tolist() == [5]
+    assert module.val_dataloader() == []  # no validation videos: no validation
     (root / "annotations" / "gym99_val_element.txt").write_text(f"{ids[2]} 99\n")
     with pytest.raises(DatasetLayoutError, match="label 99"):
         read_finegym(root)

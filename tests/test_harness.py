@@ -53,6 +53,10 @@ def test_every_run_of_every_manifest_parses(path, synthetic_root, parser):
             assert config.model.init_args.lr_scheduler.init_args.milestones == [11, 14]
         if run.dataset.startswith("hmdb51_s"):
             assert config.data.init_args.split == int(run.dataset[-1])
+        if manifest.name in ("table1", "table2", "lambda", "pn"):  # the authors' protocol: no model selection
+            assert config.trainer.limit_val_batches == 0, run.name
+            if run.dataset.startswith(("hmdb51", "finegym")):
+                assert config.data.init_args.val_fraction == 0, run.name  # train on the full training list
 
 
 def test_runs_need_their_pretrained_file_or_their_source_run(tmp_path):
@@ -135,6 +139,24 @@ def test_a_table_whose_rows_were_tested_on_different_videos_is_refused(tmp_path)
 
 
 @pytest.mark.slow
+def test_table1_starts_from_the_last_checkpoint_of_the_run_it_extends(tmp_path, monkeypatch):
+    """No validation in the paper's protocol: the run Table 1's *** variants start from is tested on, and hands on,
+    its last checkpoint."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    manifest = load_manifest(EXPERIMENTS / "table1.yaml")
+    options = Options(out=tmp_path / "runs", smoke=True, in_process=main)
+    assert reproduce(manifest, options, only="finetune/,finetuned+vmp/") == {
+        "finetune/mpii_cooking2": "done",
+        "finetuned+vmp/mpii_cooking2": "done",
+    }
+    source = run_metrics(tmp_path / "runs" / "table1" / "finetune" / "mpii_cooking2")
+    assert Path(source["best_checkpoint"]).name == "last.ckpt" and source["monitor"] is None
+    started = run_metrics(tmp_path / "runs" / "table1" / "finetuned+vmp" / "mpii_cooking2")
+    config = yaml.safe_load((Path(started["path"]).parent / "config.yaml").read_text())
+    assert config["model"]["init_args"]["init_checkpoint"] == source["best_checkpoint"]
+
+
+@pytest.mark.slow
 def test_smoke_reproduces_all_of_table2_and_resumes(tmp_path, monkeypatch):
     """make reproduce-table2 SMOKE=1: every run fits and tests on synthetic videos in its dataset's layout, the
     table is complete; a second call skips finished runs; a run whose result is lost resumes its own run."""
@@ -155,6 +177,8 @@ def test_smoke_reproduces_all_of_table2_and_resumes(tmp_path, monkeypatch):
     assert config["model"]["init_args"]["vmp_sites"] == ["slow", "fast"]
     assert config["data"]["class_path"].endswith("MPIICooking2DataModule")
     assert (folder / "test_predictions.csv").is_file() and 0 <= record["test"]["test/acc1"] <= 1
+    assert Path(record["best_checkpoint"]).name == "last.ckpt" and record["monitor"] is None  # no model selection
+    assert "- Tested: the last checkpoint (last.ckpt), no validation, 40 runs." in md.read_text()
     assert reproduce(manifest, options, only="x3d") == {r.name: "skipped" for r in manifest.select("x3d")}
     (folder / "metrics.json").unlink()
     assert reproduce(manifest, options, only=run.name) == {run.name: "done"}

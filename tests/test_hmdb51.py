@@ -33,10 +33,10 @@ def hmdb(tmp_path):
 
 
 def test_hmdb51_parses_the_official_split_files(hmdb):
-    annotations = read_hmdb51(hmdb, split=1)
+    annotations = read_hmdb51(hmdb, split=1, val_fraction=0)
     assert annotations.class_names == ["brush_hair", "chew", "wave"]
     train, test = annotations.splits["train"], annotations.splits["test"]
-    assert len(train) == 3 and len(test) == 6 and annotations.splits["val"] == test
+    assert len(train) == 3 and len(test) == 6 and annotations.splits["val"] == []  # no validation: the paper's way
     assert {(r.video_id, r.label) for r in train} == {
         ("brush_hair/brush_hair_0", 0),
         ("chew/chew_0", 1),
@@ -45,7 +45,10 @@ def test_hmdb51_parses_the_official_split_files(hmdb):
     assert all("_3" not in r.video_id for r in train + test)  # 0 = unused
     assert annotations.missing == [str(hmdb / "videos" / "chew" / "chew_lost.avi")]
     assert any("class wave: 1 train / 2 test" in note for note in annotations.notes)
-    assert len(read_hmdb51(hmdb, split=2).splits["train"]) == 6
+    split2 = read_hmdb51(hmdb, split=2, val_fraction=0.5).splits
+    assert len(split2["train"]) == 3 and len(split2["val"]) == 3  # one of each class's two training videos
+    assert {r.label for r in split2["val"]} == {0, 1, 2}
+    assert not {r.video_id for r in split2["val"]} & {r.video_id for r in split2["test"] + split2["train"]}
 
 
 def test_hmdb51_errors_name_what_is_missing(hmdb, tmp_path):

@@ -62,3 +62,26 @@ def test_a_duplicated_video_id_is_an_error_naming_both_entries(tmp_path):
     records = [VideoRecord("x.mp4", 0, "same"), VideoRecord("y.mp4", 1, "same")]
     with pytest.raises(DatasetLayoutError, match="two entries share the video_id 'same'"):
         Annotations({"test": records}, ["a", "b"])
+
+
+def test_a_test_list_sharing_videos_with_validation_is_refused_unless_allowed(tmp_path):
+    """Selecting the checkpoint on videos it is tested on biases the test: refused, naming both lists and the video.
+    Without a test list the validation list is tested, and the run says so."""
+    for name in ("a", "b", "c"):
+        ramp_video(tmp_path / f"{name}.mp4", frames=12)
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    (tmp_path / "val.txt").write_text("b.mp4 1\nc.mp4 0\n")
+    (tmp_path / "test.txt").write_text("a.mp4 0\nc.mp4 0\n")
+    lists = {"train_list": str(tmp_path / "train.txt"), "val_list": str(tmp_path / "val.txt"), "root": str(tmp_path)}
+    module = VideoListDataModule(**lists, test_list=str(tmp_path / "test.txt"), **SMALL)
+    with pytest.raises(DatasetLayoutError, match=r"test list .*test\.txt and the validation list .*val\.txt share "):
+        module.setup()
+    with pytest.raises(DatasetLayoutError, match=re.escape("first 'c.mp4'")):
+        VideoListDataModule(**lists, test_list=str(tmp_path / "test.txt"), **SMALL).setup()
+    allowed = VideoListDataModule(**lists, test_list=str(tmp_path / "test.txt"), test_may_share_val=True, **SMALL)
+    allowed.setup()
+    assert allowed.test_split == "test" and len(allowed.records["test"]) == 2
+    on_validation = VideoListDataModule(**lists, **SMALL)
+    with pytest.warns(UserWarning, match="no test_list: testing on the validation list"):
+        on_validation.setup()
+    assert on_validation.test_split == "val" and on_validation.records["test"] == on_validation.records["val"]

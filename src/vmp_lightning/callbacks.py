@@ -118,6 +118,17 @@ class LatestCheckpoint(ModelCheckpoint):
         )
 
 
+def tested_checkpoint(trainer: L.Trainer) -> str:
+    """The checkpoint a finished fit is tested on: the best of the monitored checkpoint callback, else (no
+    validation, the paper's protocol: train all epochs, test the last) `LatestCheckpoint`'s ``last.ckpt``."""
+    callback = trainer.checkpoint_callback
+    if callback is not None and callback.monitor and callback.best_model_path:
+        return callback.best_model_path
+    latest = next((c for c in trainer.callbacks if isinstance(c, LatestCheckpoint)), None)
+    path = Path(latest.dirpath) / "last.ckpt" if latest is not None and latest.dirpath else None
+    return str(path) if path is not None and path.is_file() else getattr(callback, "best_model_path", "")
+
+
 class PredictionWriter(BasePredictionWriter):
     """What ``vmp-lightning predict`` writes into the run folder (a run's own when ``--ckpt_path`` is one of its
     checkpoints): ``predictions.csv`` (video_id, view, label, logit_0 .. logit_{K-1}, one row per clip view) and

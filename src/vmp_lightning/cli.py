@@ -16,7 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from vmp_lightning.backbones.checkpoints import check_checkpoint_file
-from vmp_lightning.callbacks import LatestCheckpoint, PredictionWriter
+from vmp_lightning.callbacks import LatestCheckpoint, PredictionWriter, tested_checkpoint
 from vmp_lightning.classifier import VideoClassifier, restoring_from_checkpoint
 from vmp_lightning.data.datamodule import VideoDataModule
 from vmp_lightning.errors import ConfigError
@@ -191,12 +191,19 @@ class VMPLightningCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs) -> L.Trainer:
         """The configured trainer, plus `LatestCheckpoint` when it checkpoints (``last.ckpt`` = the latest state;
-        a callback of the module could not add it: Lightning would let it replace the configured ModelCheckpoint)."""
+        a callback of the module could not add it: Lightning would let it replace the configured ModelCheckpoint).
+        Without validation (``trainer.limit_val_batches 0``) nothing can be monitored: the monitored checkpoint
+        callbacks go, and the run is tested on its last checkpoint."""
         trainer = super().instantiate_trainer(**kwargs)
         if trainer.checkpoint_callback is not None and not any(
             isinstance(c, LatestCheckpoint) for c in trainer.callbacks
         ):
             trainer.callbacks.append(LatestCheckpoint())
+        if trainer.limit_val_batches == 0:
+            monitored = [c for c in trainer.checkpoint_callbacks if c.monitor and not isinstance(c, LatestCheckpoint)]
+            trainer.callbacks = [c for c in trainer.callbacks if c not in monitored]
+            if monitored:
+                rank_zero_info("no validation (limit_val_batches 0): the last checkpoint is tested, none is selected")
         if self.subcommand == "predict" and not any(isinstance(c, PredictionWriter) for c in trainer.callbacks):
             trainer.callbacks.append(PredictionWriter())
         return trainer
@@ -206,18 +213,18 @@ class VMPLightningCLI(LightningCLI):
             place_run(self.config[self.subcommand], self.subcommand)
 
     def after_fit(self) -> None:
-        """With ``--test_after_fit``: test the best checkpoint (the last weights when none is monitored) in the
-        same run; then write the run's final metrics beside its checkpoints (``metrics.json``)."""
+        """With ``--test_after_fit``: test the best checkpoint (``last.ckpt`` when nothing is monitored) in the same
+        run; then write the run's final metrics beside its checkpoints (``metrics.json``)."""
         trainer = self.trainer
         if trainer.interrupted or trainer.fast_dev_run:
             return
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         test: dict[str, float] = {}
+        tested = tested_checkpoint(trainer)
         if self.config["fit"].get("test_after_fit"):
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+            trainer.test(self.model, datamodule=self.datamodule, ckpt_path=tested or None)
             test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-        write_run_metrics(trainer, val, test)
+        write_run_metrics(trainer, val, test, tested)
 
     def instantiate_classes(self) -> None:
         """With ``--ckpt_path`` the model's weights come from that checkpoint, not from ``init_checkpoint``."""

@@ -117,9 +117,12 @@ def run_directory(trainer: L.Trainer) -> Path:
     return Path(trainer.default_root_dir)
 
 
-def write_run_metrics(trainer: L.Trainer, val: dict[str, float], test: dict[str, float]) -> Path | None:
-    """``metrics.json`` in the run folder: the last validation and the test metrics, the best checkpoint and its
-    score, the epochs and steps done and the W&B run (what the harness's tables read). Rank zero only."""
+def write_run_metrics(
+    trainer: L.Trainer, val: dict[str, float], test: dict[str, float], tested: str | None = None
+) -> Path | None:
+    """``metrics.json`` in the run folder: the last validation and the test metrics, the checkpoint tested (the
+    best on ``monitor``, or ``last.ckpt`` when nothing is monitored) and its score, the epochs and steps done, the
+    split the test metrics come from, and the W&B run (what the harness's tables read). Rank zero only."""
     if not trainer.is_global_zero:
         return None
     callback = trainer.checkpoint_callback
@@ -132,9 +135,10 @@ def write_run_metrics(trainer: L.Trainer, val: dict[str, float], test: dict[str,
         "run_id": os.environ.get(RUN_ID_VARIABLE),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
-        "best_checkpoint": getattr(callback, "best_model_path", "") or None,
+        "best_checkpoint": (tested if tested is not None else getattr(callback, "best_model_path", "")) or None,
         "best_score": None if best is None else float(best),
         "monitor": getattr(callback, "monitor", None),
+        "test_split": getattr(trainer.datamodule, "test_split", "test") if test else None,
         "val": val,
         "test": test,
         "wandb_url": url,

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from vmp_lightning.data.video import VideoRecord
 from vmp_lightning.errors import UserError
 
@@ -62,3 +64,24 @@ def keep_existing(records: list[VideoRecord], missing: list[str]) -> list[VideoR
         else:
             missing.append(record.path)
     return kept
+
+
+def hold_out_validation(
+    train: list[VideoRecord], fraction: float, seed: int = 0
+) -> tuple[list[VideoRecord], list[VideoRecord]]:
+    """(train, validation): ``fraction`` of each class's training videos held out for validation, drawn with
+    ``seed`` from the class's videos in video-id order (so the listing order does not matter), at least one per class
+    that has two or more, never a class's last training video. The test list is never touched: model selection
+    stays off the test data."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
+    by_class: dict[int, list[VideoRecord]] = {}
+    for record in sorted(train, key=lambda r: r.video_id):
+        by_class.setdefault(record.label, []).append(record)
+    held: set[str] = set()
+    rng = np.random.default_rng(seed)
+    for label in sorted(by_class):
+        videos = by_class[label]
+        count = min(max(round(fraction * len(videos)), 1), len(videos) - 1) if fraction > 0 else 0
+        held.update(videos[i].video_id for i in rng.permutation(len(videos))[:count])
+    return [r for r in train if r.video_id not in held], [r for r in train if r.video_id in held]

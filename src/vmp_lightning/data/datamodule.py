@@ -138,8 +138,9 @@ class VideoDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+    def val_dataloader(self) -> DataLoader | list:
+        """No validation videos (``val_fraction: 0``): no validation (Lightning skips an empty list)."""
+        return self._loader("val") if self.records.get("val") else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")

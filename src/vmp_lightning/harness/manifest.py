@@ -138,7 +138,7 @@ def load_manifest(path: str | Path) -> Manifest:
         for dataset, data in spec["datasets"].items():
             data = data or {}
             configs = [*spec.get("configs", []), *data.get("configs", []), *entry["configs"]]
-            settings = {**(data.get("settings") or {}), **entry["settings"]}
+            settings = {**(spec.get("settings") or {}), **(data.get("settings") or {}), **entry["settings"]}
             paper = (spec.get("paper") or {}).get(model, {}).get(dataset) or []
             paper = tuple(paper) + (None,) * (2 - len(paper))
             smoke_settings = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 
 from vmp_lightning.errors import UserError
@@ -58,9 +59,17 @@ def collect(manifest: Manifest, out: Path) -> list[dict]:
             row[f"diff_{metric}"] = round(row[metric] - run.paper[index], 2) if both else None
         row["folder"] = str(Path(record["path"]).parent) if record else ""
         row["wandb_url"] = (record or {}).get("wandb_url") or ""
+        row["tested"] = _tested(record) if record else ""
         row["test_videos"] = tested_videos(record["path"]) if record else None
         rows.append(row)
     return rows
+
+
+def _tested(record: dict) -> str:
+    """Which checkpoint a run's test metrics come from, for the table's footnote."""
+    name = Path(record.get("best_checkpoint") or "").name or "the final weights"
+    monitor = record.get("monitor")
+    return f"the best on {monitor} ({name})" if monitor else f"the last checkpoint ({name}), no validation"
 
 
 def _cell(values: list[dict], metric: str, published: float | None = None) -> str:
@@ -104,7 +113,10 @@ def markdown(manifest: Manifest, rows: list[dict]) -> str:
             published = manifest.published.get(model, {}).get(column.get("published", ""), [])
             cells.append(_cell(values, metric, published[METRICS[metric]] if published else None))
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
-    lines += ["", *(f"- {note}" for note in manifest.notes)] if manifest.notes else []
+    tested = Counter(row["tested"] for row in rows if row["tested"])
+    footnotes = [f"Tested: {what}, {n} run{'s' * (n > 1)}." for what, n in sorted(tested.items())]
+    footnotes += manifest.notes
+    lines += ["", *(f"- {note}" for note in footnotes)] if footnotes else []
     return "\n".join(lines) + "\n"
 
 

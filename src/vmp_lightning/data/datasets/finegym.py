@@ -12,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, keep_existing, require
+from vmp_lightning.data.annotations import (
+    Annotations,
+    DatasetLayoutError,
+    hold_out_validation,
+    keep_existing,
+    require,
+)
 from vmp_lightning.data.datamodule import AnnotatedDataModule
 from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report, cut_queued
 from vmp_lightning.data.video import VideoRecord
@@ -63,9 +69,10 @@ def read_finegym_categories(path: Path) -> dict[int, str]:
     return names
 
 
-def read_finegym(root: str | Path, subset: str = "gym99") -> Annotations:
-    """FineGym element-level classification (Gym99 or Gym288) on trimmed sub-action clips; the official
-    validation list serves as validation and test set (FineGym publishes no separate test labels)."""
+def read_finegym(root: str | Path, subset: str = "gym99", val_fraction: float = 0.1, val_seed: int = 0) -> Annotations:
+    """FineGym element-level classification (Gym99 or Gym288) on trimmed sub-action clips, tested on the official
+    validation list (FineGym publishes no test labels; the paper reports it); validation on ``val_fraction`` of each
+    class's training clips (`hold_out_validation`; 0: no validation), never the list it is tested on."""
     if subset not in FINEGYM_LISTS:
         raise ValueError(f"FineGym subset must be one of {sorted(FINEGYM_LISTS)}, got {subset!r}")
     root = Path(root)
@@ -85,7 +92,7 @@ def read_finegym(root: str | Path, subset: str = "gym99") -> Annotations:
     class_names = [names.get(k, f"class_{k:03d}") for k in range(num_classes)]
     missing: list[str] = []
     splits = {}
-    for which, name in (("train", train_name), ("val", val_name)):
+    for which, name in (("train", train_name), ("test", val_name)):
         records = []
         for subaction_id, label in read_label_list(annotations / name):
             if not 0 <= label < num_classes:
@@ -95,7 +102,7 @@ def read_finegym(root: str | Path, subset: str = "gym99") -> Annotations:
             parse_subaction_id(subaction_id)  # a malformed id is an error here, not a missing file later
             records.append(VideoRecord(str(root / "subactions" / f"{subaction_id}.mp4"), label, subaction_id))
         splits[which] = keep_existing(records, missing)
-    splits["test"] = splits["val"]
+    splits["train"], splits["val"] = hold_out_validation(splits["train"], val_fraction, val_seed)
     return Annotations(splits, class_names, missing)
 
 
@@ -158,11 +165,15 @@ PREPARE = PrepareCommand(
 
 
 class FineGymDataModule(AnnotatedDataModule):
-    """FineGym element-level classification on trimmed sub-action clips, ``gym99`` (default) or ``gym288``."""
+    """FineGym element-level classification on trimmed sub-action clips, ``gym99`` (default) or ``gym288``, tested
+    on the official validation list; validation on ``val_fraction`` of each class's training clips (drawn with
+    ``val_seed``; 0: train on all, no validation, as the paper's runs)."""
 
-    def __init__(self, root: str, subset: str = "gym99", **kwargs) -> None:
+    def __init__(
+        self, root: str, subset: str = "gym99", val_fraction: float = 0.1, val_seed: int = 0, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
-        self.root, self.subset = root, subset
+        self.root, self.subset, self.val_fraction, self.val_seed = root, subset, val_fraction, val_seed
 
     def read_annotations(self) -> Annotations:
-        return read_finegym(self.root, self.subset)
+        return read_finegym(self.root, self.subset, self.val_fraction, self.val_seed)

@@ -8,7 +8,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, keep_existing, require
+from vmp_lightning.data.annotations import (
+    Annotations,
+    DatasetLayoutError,
+    hold_out_validation,
+    keep_existing,
+    require,
+)
 from vmp_lightning.data.datamodule import AnnotatedDataModule
 from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report, cut_queued
 from vmp_lightning.data.video import VideoRecord
@@ -19,9 +25,10 @@ HMDB51_LAYOUT = """  <root>/videos/<class>/<video>.avi          (51 class folder
 HMDB51_CLIPS_PER_CLASS = {"train": 70, "test": 30}
 
 
-def read_hmdb51(root: str | Path, split: int = 1) -> Annotations:
-    """HMDB-51 split ``split``: class index by sorted class name; validation uses the test list (HMDB-51 has no
-    validation split). Notes name the classes whose train / test counts differ from the official 70 / 30."""
+def read_hmdb51(root: str | Path, split: int = 1, val_fraction: float = 0.1, val_seed: int = 0) -> Annotations:
+    """HMDB-51 split ``split``: class index by sorted class name. HMDB-51 has no validation split: ``val_fraction``
+    of each class's training videos is held out for it (`hold_out_validation`; 0: no validation), never the test
+    list. Notes name the classes whose train / test counts differ from the official 70 / 30."""
     if split not in (1, 2, 3):
         raise ValueError(f"HMDB-51 split must be 1, 2 or 3, got {split}")
     root = Path(root)
@@ -54,7 +61,7 @@ def read_hmdb51(root: str | Path, split: int = 1) -> Annotations:
         notes.append(f"{len(class_names)} classes found, HMDB-51 has 51")
     missing: list[str] = []
     splits = {which: keep_existing(records, missing) for which, records in splits.items()}
-    splits["val"] = splits["test"]
+    splits["train"], splits["val"] = hold_out_validation(splits["train"], val_fraction, val_seed)
     return Annotations(splits, class_names, missing, notes)
 
 
@@ -88,11 +95,13 @@ PREPARE = PrepareCommand(
 
 
 class HMDB51DataModule(AnnotatedDataModule):
-    """HMDB-51 (51 classes), official split 1, 2 or 3; validation on the split's test list."""
+    """HMDB-51 (51 classes), official split 1, 2 or 3, tested on the split's test list; validation on
+    ``val_fraction`` of each class's training videos (drawn with ``val_seed``; 0: train on all, no validation, as
+    the paper's runs)."""
 
-    def __init__(self, root: str, split: int = 1, **kwargs) -> None:
+    def __init__(self, root: str, split: int = 1, val_fraction: float = 0.1, val_seed: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.root, self.split = root, split
+        self.root, self.split, self.val_fraction, self.val_seed = root, split, val_fraction, val_seed
 
     def read_annotations(self) -> Annotations:
-        return read_hmdb51(self.root, self.split)
+        return read_hmdb51(self.root, self.split, self.val_fraction, self.val_seed)

@@ -65,7 +65,12 @@ def read_video_lists(
 
 
 class VideoListDataModule(AnnotatedDataModule):
-    """Any dataset given as list files (``"<path> <label> [<start> <end>]"`` lines, Kinetics style)."""
+    """Any dataset given as list files (``"<path> <label> [<start> <end>]"`` lines, Kinetics style).
+
+    Without a ``test_list`` it tests on the validation list, which also selects the checkpoint: it says so, and the
+    run's ``metrics.json`` records ``test_split: val``. A test list that shares a video with the validation list is
+    an error naming both files and the video, unless ``test_may_share_val`` opts in.
+    """
 
     def __init__(
         self,
@@ -74,11 +79,27 @@ class VideoListDataModule(AnnotatedDataModule):
         test_list: str | None = None,
         root: str = "",
         classes: str | None = None,
+        test_may_share_val: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.lists = {"train": train_list, "val": val_list, "test": test_list or val_list}
-        self.root, self.classes = root, classes
+        self.root, self.classes, self.test_may_share_val = root, classes, test_may_share_val
+        self.test_split = "test" if test_list else "val"
 
     def read_annotations(self) -> Annotations:
-        return read_video_lists(self.lists, self.root, self.classes)
+        annotations = read_video_lists(self.lists, self.root, self.classes)
+        if self.test_split == "val":
+            annotations.notes.append(
+                f"no test_list: testing on the validation list {self.lists['val']}, which also selects the checkpoint"
+            )
+        elif not self.test_may_share_val:
+            validation = {r.video_id for r in annotations.splits["val"]}
+            shared = next((r.video_id for r in annotations.splits["test"] if r.video_id in validation), None)
+            if shared is not None:
+                raise DatasetLayoutError(
+                    f"the test list {self.lists['test']} and the validation list {self.lists['val']} share videos, "
+                    f"first {shared!r}: the checkpoint would be selected on test data (set "
+                    "data.init_args.test_may_share_val true to allow it)"
+                )
+        return annotations
