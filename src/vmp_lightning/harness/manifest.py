@@ -66,7 +66,8 @@ class Run:
 
     @property
     def tags(self) -> list[str]:
-        return [self.backbone, self.dataset, "vmp" if self.vmp else "baseline"]
+        seed = [] if self.seed is None else [f"seed{self.seed}"]
+        return [self.backbone, self.dataset, "vmp" if self.vmp else "baseline", *seed]
 
     def flags(self, smoke: bool = False) -> list[str]:
         """The config files and settings as ``vmp-lightning fit`` arguments."""
@@ -87,6 +88,7 @@ class Manifest:
     smoke_layouts: dict[str, str]  # dataset -> synthetic layout (hmdb51, finegym, mpii_cooking2)
     published: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # model -> key -> the paper's numbers
     notes: list[str] = field(default_factory=list)  # printed under the table
+    baselines: dict[str, str] = field(default_factory=dict)  # VMP model -> the baseline it extends (its gain's base)
 
     def select(self, only: str | None) -> list[Run]:
         """Runs whose name contains one of the comma-separated patterns (all runs when empty)."""
@@ -107,7 +109,8 @@ def _resolve(path: str, manifest: Path) -> str:
     raise ManifestError(f"{manifest}: config file {path} not found next to the manifest or in its parent folder")
 
 
-def load_manifest(path: str | Path) -> Manifest:
+def load_manifest(path: str | Path, seeds: list[int] | None = None) -> Manifest:
+    """A manifest's runs; ``seeds`` (``--seeds``) replaces its own ``seeds:``: every run once per seed."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest {path} not found")
@@ -119,9 +122,12 @@ def load_manifest(path: str | Path) -> Manifest:
     if isinstance(smoke, str):  # another manifest's smoke settings
         smoke = yaml.safe_load(Path(_resolve(smoke, path)).read_text()).get("smoke") or {}
     models: dict[str, dict[str, Any]] = {}
+    parents: dict[str, str] = {}
     for model, entry in spec["models"].items():  # resolve `extends` (parents are listed first)
         entry = dict(entry or {})
         parent = entry.pop("extends", None)
+        if parent is not None:
+            parents[model] = parent
         if parent is not None and parent not in models:
             raise ManifestError(f"{path}: model {model} extends {parent}, which is not listed before it")
         base = models.get(parent, {"configs": [], "settings": {}, "backbone": entry.get("backbone", model)})
@@ -133,7 +139,7 @@ def load_manifest(path: str | Path) -> Manifest:
             "backbone": base["backbone"],
         }
     runs = []
-    seeds = spec.get("seeds") or [None]
+    seeds = seeds or spec.get("seeds") or [None]
     for model, entry in models.items():
         for dataset, data in spec["datasets"].items():
             data = data or {}
@@ -171,4 +177,6 @@ def load_manifest(path: str | Path) -> Manifest:
     rows = [(model, entry.get("title", model)) for model, entry in models.items()]
     layouts = {d: (v or {}).get("smoke_layout", d) for d, v in spec["datasets"].items()}
     title, published, notes = spec.get("title", spec["name"]), spec.get("paper") or {}, spec.get("notes") or []
-    return Manifest(path, spec["name"], title, runs, rows, spec["columns"], layouts, published, notes)
+    vmp = {run.model: run.vmp for run in runs}
+    baselines = {model: parent for model, parent in parents.items() if vmp[model] and not vmp[parent]}
+    return Manifest(path, spec["name"], title, runs, rows, spec["columns"], layouts, published, notes, baselines)
