@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,24 @@ def test_a_test_list_sharing_videos_with_validation_is_refused_unless_allowed(tm
     with pytest.warns(UserWarning, match="no test_list: testing on the validation list"):
         on_validation.setup()
     assert on_validation.test_split == "val" and on_validation.records["test"] == on_validation.records["val"]
+
+
+def test_a_run_records_what_it_validated_and_tested_on(tmp_path):
+    """The run folder lists the validation videos; testing on the validation list is written in metrics.json."""
+    import json
+
+    from helpers import QUIET
+    from vmp_lightning.cli import build_cli
+
+    for name in ("a", "b", "c", "d"):
+        ramp_video(tmp_path / f"{name}.mp4", frames=16)
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    (tmp_path / "val.txt").write_text("c.mp4 0\nd.mp4 1\n")
+    data = [f"--data.train_list={tmp_path / 'train.txt'}", f"--data.val_list={tmp_path / 'val.txt'}"]
+    data += [f"--data.root={tmp_path}", "--data.crop_size=32", "--data.short_side=[32,36]", "--data.num_workers=0"]
+    args = ["fit", "--data=vmp_lightning.data.VideoListDataModule", *data, "--model.num_frames=4", "--data.stride=1"]
+    args += ["--trainer.max_epochs=1", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}", *QUIET]
+    cli = build_cli([*args, "--test_after_fit=true"])
+    run = Path(cli.trainer.default_root_dir)
+    assert (run / "val_videos.txt").read_text().split() == ["c.mp4", "d.mp4"]
+    assert json.loads((run / "metrics.json").read_text())["test_split"] == "val"

@@ -71,7 +71,8 @@ class EpochSeeding(L.Callback):
 
 class RunFacts(L.Callback):
     """At the start of a fit, says and logs what the run trains at: the effective batch the learning rate is tuned
-    for (processes x batch x accumulation) and how much of ``init_checkpoint`` loaded."""
+    for (processes x batch x accumulation) and how much of ``init_checkpoint`` loaded; and writes the videos it
+    validates on into the run folder (``val_videos.txt``: held out of the training list for HMDB-51 and FineGym)."""
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logged: dict[str, Any] = {}
@@ -89,6 +90,13 @@ class RunFacts(L.Callback):
             )
         if pl_module.logger is not None and logged:
             pl_module.logger.log_hyperparams(logged)
+        validation = getattr(trainer.datamodule, "records", {}).get("val")
+        if validation and trainer.is_global_zero:
+            from vmp_lightning.loggers import run_directory
+
+            folder = run_directory(trainer)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "val_videos.txt").write_text("".join(f"{record.video_id}\n" for record in validation))
 
 
 class LatestCheckpoint(ModelCheckpoint):
