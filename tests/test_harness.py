@@ -167,9 +167,12 @@ def test_smoke_reproduces_all_of_table2_and_resumes(tmp_path, monkeypatch):
     status = reproduce(manifest, options)
     assert list(status.values()) == ["done"] * 40
     md, _ = write_table(manifest, options.out, tmp_path / "results")
-    rows = [line for line in md.read_text().splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    table, gains = md.read_text().split("Gain of each VMP row")
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| model")]
     assert len(rows) == 8 and not [row for row in rows if "not run" in row or "runs |" in row]
     assert len([row for row in rows if row.startswith("| +")]) == 5
+    gain_rows = [line for line in gains.splitlines() if line.startswith("| +")]  # each VMP row over its baseline
+    assert len(gain_rows) == 5 and all(row.count(" [") == 8 for row in gain_rows)
     run = manifest.run("slowfast+vmp_slow_fast", "mpii_cooking2")
     record = run_metrics(tmp_path / "runs" / "table2" / run.name)
     folder = Path(record["path"]).parent

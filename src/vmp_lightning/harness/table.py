@@ -87,6 +87,7 @@ class Cell:
 
     model: str
     column: str
+    position: int  # the column's index (titles repeat: "top-5")
     metric: str
     runs: list[dict]
     published: float | None = None
@@ -152,7 +153,7 @@ def cells(manifest: Manifest, rows: list[dict]) -> list[Cell]:
         by_key.setdefault((row["model"], row["dataset"]), []).append(row)
     table: list[Cell] = []
     for model, _ in manifest.rows:
-        for column in manifest.columns:
+        for position, column in enumerate(manifest.columns):
             datasets = column.get("mean_of") or [column.get("dataset")]
             try:
                 runs = [row for d in datasets for row in by_key[(model, d)]]
@@ -160,10 +161,11 @@ def cells(manifest: Manifest, rows: list[dict]) -> list[Cell]:
                 raise ManifestError(f"{manifest.path}: column {column['title']!r} names {error}") from None
             metric = column.get("metric", "acc1")
             published = manifest.published.get(model, {}).get(column.get("published", ""), [])
-            table.append(Cell(model, column["title"], metric, runs, published[METRICS[metric]] if published else None))
-    by_position = {(cell.model, cell.column, cell.metric): cell for cell in table}
+            paper = published[METRICS[metric]] if published else None
+            table.append(Cell(model, column["title"], position, metric, runs, paper))
+    by_position = {(cell.model, cell.position): cell for cell in table}
     for cell in table:
-        base = by_position.get((manifest.baselines.get(cell.model), cell.column, cell.metric))
+        base = by_position.get((manifest.baselines.get(cell.model), cell.position))
         if base is not None and cell.done and base.done:
             cell.gain = _gain(cell, base)
     return table
