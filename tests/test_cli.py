@@ -162,6 +162,7 @@ def test_ddp_two_cpu_processes(synthetic_root, tmp_path):
         "--model.vmp=true",
         "--model.lambda_v=0.1",
         f"--config={Path(__file__).parents[1] / 'configs' / 'trainer' / 'cpu_ddp.yaml'}",
+        "--global_batch_size=8",
         "--trainer.max_epochs=2",
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
         f"--trainer.logger.init_args.save_dir={tmp_path}",
@@ -170,6 +171,7 @@ def test_ddp_two_cpu_processes(synthetic_root, tmp_path):
     ]
     result = run_cli(args)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "effective batch 8 = 2 processes x batch 4 x 1 accumulated" in result.stdout + result.stderr
     (metrics_file,) = tmp_path.glob("**/metrics.csv")  # one run folder, shared by both ranks
     metrics = list(csv.DictReader(metrics_file.open()))
     val_rows = [row for row in metrics if row.get("val/acc1")]
@@ -333,3 +335,24 @@ def test_the_demo_prints_both_rows(synthetic_root, tmp_path, caplog):
     rows = [line for line in table.splitlines() if line.startswith("| TinyVideoCNN")]
     assert len(rows) == 2 and all(0.0 <= float(r.split("|")[2]) <= 100.0 for r in rows)
     assert len(list(tmp_path.glob("runs/*/metrics.json"))) == 2
+
+
+@pytest.mark.parametrize(("devices", "accumulated"), [(1, 8), (2, 4), (4, 2)])
+def test_the_recipes_global_batch_is_kept_on_any_number_of_devices(synthetic_root, devices, accumulated):
+    """global_batch_size 64 with batch 8: accumulation follows the devices, once they are known."""
+    recipe = REPO / "experiments" / "recipes" / "timesformer.yaml"
+    args = [*tiny_data_args(synthetic_root), f"--config={recipe}", "--data.init_args.batch_size=8"]
+    args += ["--trainer.accelerator=cpu", f"--trainer.devices={devices}", "--trainer.logger=false"]
+    args += ["--trainer.strategy=ddp"] if devices > 1 else []
+    cli = build_cli(args, run=False)
+    assert cli.trainer.accumulate_grad_batches == accumulated
+    assert cli.trainer.world_size * 8 * cli.trainer.accumulate_grad_batches == 64
+
+
+def test_a_global_batch_the_devices_cannot_make_is_a_one_line_error(synthetic_root, capsys):
+    args = ["fit", *tiny_data_args(synthetic_root), "--global_batch_size=64", "--data.init_args.batch_size=6"]
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--trainer.logger=false"])
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and error.count("\n") == 1 and "Traceback" not in error
+    assert "global_batch_size 64 is not a multiple of 1 node(s) x 1 device(s) x data batch_size 6 = 6" in error

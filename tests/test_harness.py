@@ -47,8 +47,12 @@ def test_every_run_of_every_manifest_parses(path, synthetic_root, parser):
         data = [] if run.data_root else tiny_data_args(synthetic_root)
         config = parser.parse_args([*run.flags(), *data])
         assert config.model.init_args.vmp == run.vmp, run.name
+        if any("recipes/" in c for c in run.configs):
+            assert config.global_batch_size == 64, run.name  # the paper's batch, on any number of devices
         if "timesformer" in run.backbone:
             assert config.model.init_args.reference_luma is True  # as the authors ran it
+            assert (config.model.init_args.num_frames, config.data.init_args.stride) == (8, 32), run.name  # 8 x 32
+            assert config.data.init_args.target_fps == 30 and config.data.init_args.short_videos == "vmps"
             assert config.model.init_args.lr_scheduler.class_path.endswith("MultiStepLR")
             assert config.model.init_args.lr_scheduler.init_args.milestones == [11, 14]
         if run.dataset.startswith("hmdb51_s"):

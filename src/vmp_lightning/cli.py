@@ -53,6 +53,25 @@ def refuse_linked_settings(args: list[str]) -> None:
             raise ConfigError(f"{key} is linked from {LINKED[key]}: set those instead")
 
 
+def accumulation(global_batch: int, trainer: L.Trainer, datamodule: L.LightningDataModule) -> int:
+    """Batches accumulated per step so that processes x data batch x accumulation = ``global_batch``."""
+    batch = getattr(datamodule, "batch_size", None)
+    if not batch:
+        raise ConfigError("global_batch_size needs a data module with a batch_size")
+    per_step = trainer.world_size * batch
+    if global_batch % per_step:
+        raise ConfigError(
+            f"global_batch_size {global_batch} is not a multiple of {trainer.num_nodes} node(s) x "
+            f"{trainer.num_devices} device(s) x data batch_size {batch} = {per_step}"
+        )
+    configured = trainer.accumulate_grad_batches
+    if configured not in (1, global_batch // per_step):
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches {configured} and global_batch_size {global_batch} disagree: set one"
+        )
+    return global_batch // per_step
+
+
 def _config_files(args: list[str]) -> list[str]:
     files = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
     files += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--config"]
@@ -156,6 +175,13 @@ class VMPLightningCLI(LightningCLI):
             default=False,
             help="fit only: then test the best checkpoint in the same run (same folder, same W&B run)",
         )
+        parser.add_argument(
+            "--global_batch_size",
+            type=int | None,
+            default=None,
+            help="the batch the recipe's learning rate is tuned for: accumulation = this / (processes x data batch), "
+            "derived once the devices are known, so 1, 2, 4 or 8 devices train the same recipe",
+        )
         parser.link_arguments(
             ("model.init_args.num_frames", "model.init_args.vmp"), "data.init_args.frames_per_clip", frames_per_clip
         )
@@ -199,6 +225,9 @@ class VMPLightningCLI(LightningCLI):
             isinstance(c, LatestCheckpoint) for c in trainer.callbacks
         ):
             trainer.callbacks.append(LatestCheckpoint())
+        global_batch = (self.config[self.subcommand] if self.subcommand else self.config).get("global_batch_size")
+        if global_batch:
+            trainer.accumulate_grad_batches = accumulation(global_batch, trainer, self.datamodule)
         if trainer.limit_val_batches == 0:
             monitored = [c for c in trainer.checkpoint_callbacks if c.monitor and not isinstance(c, LatestCheckpoint)]
             trainer.callbacks = [c for c in trainer.callbacks if c not in monitored]
