@@ -42,6 +42,9 @@ class VideoDataModule(L.LightningDataModule):
         flip: random horizontal flips in training.
         test_clips, test_crops: temporal clips x spatial crops (1 or 3) per test video, each pair one *view*;
             validation uses 1 x 1.
+        test_size: the test views' short side and crop (the full short side, as the originals test: 256 SlowFast,
+            182 X3D-S, 224 TimeSformer; the backbone configs set it); None: as validation (``short_side[0]``,
+            ``crop_size``).
         backend: video decoder, ``decord`` | ``pyav`` | ``torchcodec``.
         short_videos: how a video shorter than the clip's window is filled (``spread``, ``clamp`` as PySlowFast,
             ``vmps`` as the authors' TimeSformer; `vmp_lightning.data.sampling`); such a video is never dropped, so
@@ -60,6 +63,7 @@ class VideoDataModule(L.LightningDataModule):
         flip: bool = True,
         test_clips: int = 1,
         test_crops: int = 1,
+        test_size: int | None = None,
         backend: Backend = "decord",
         short_videos: ShortVideoRule = "spread",
         on_bad_video: OnBadVideo = "raise",
@@ -73,7 +77,7 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"need test_clips >= 1 and test_crops in (1, 3), got {test_clips} and {test_crops}")
         self.frames_per_clip, self.stride, self.target_fps = frames_per_clip, stride, target_fps
         self.crop_size, self.short_side, self.flip = crop_size, tuple(short_side), flip
-        self.test_clips, self.test_crops = test_clips, test_crops
+        self.test_clips, self.test_crops, self.test_size = test_clips, test_crops, test_size
         self.backend, self.on_bad_video, self.short_videos = backend, on_bad_video, short_videos
         self.batch_size, self.num_workers = batch_size, num_workers
         self.records: dict[str, list[VideoRecord]] = {}
@@ -103,7 +107,8 @@ class VideoDataModule(L.LightningDataModule):
         if train:
             transform = train_transform(self.crop_size, self.short_side, self.flip)
         else:
-            transform = eval_transform(self.crop_size, self.short_side[0], crops)
+            size = self.test_size if split == "test" and self.test_size else None
+            transform = eval_transform(size or self.crop_size, size or self.short_side[0], crops)
         return ClipDataset(
             self.records[split],
             self.frames_per_clip,

@@ -1,9 +1,9 @@
 """Clip transforms on torchvision.transforms.v2 functionals: uint8 ``T x H x W x C`` frames -> uint8
-``C x T x H x W`` crops; `Normalization.apply` turns a batch of them into normalised floats.
+``C x T x H x W`` crops; the model normalises a batch of them (`PromptedModel`, `Normalization.apply`).
 
-Loader workers hand over uint8 crops, a quarter of the bytes of float ones, and the data module normalises after
-the batch reached its device (`VideoDataModule.on_after_batch_transfer`): measured in
-benchmarks/loader_throughput.py, this is what brings the loader to the raw decoder's speed. The functionals are
+Loader workers hand over uint8 crops, a quarter of the bytes of float ones, and the model normalises them once the
+batch reached its device: measured in benchmarks/loader_throughput.py, this is what brings the loader to the raw
+decoder's speed. The functionals are
 used rather than a `v2.Compose`, whose overhead cost more than the resizing itself, and training cuts its window
 from the source frames before resizing, so it resizes far fewer pixels.
 """
@@ -49,8 +49,9 @@ def train_transform(crop_size: int, short_side: tuple[int, int], flip: bool) -> 
 
 
 def eval_transform(crop_size: int, short_side: int, num_crops: int = 1) -> Callable[[Tensor, int], Tensor]:
-    """Short side resized to ``short_side``, then spatial crop ``crop`` of ``num_crops`` (1: centre; 3: start,
-    centre and end of the long side, as in SlowFast / TimeSformer testing)."""
+    """Short side resized to ``short_side`` (the long side truncated), then spatial crop ``crop`` of ``num_crops``
+    (1: centre; 3: start, centre and end of the long side): PySlowFast's ``uniform_crop`` arithmetic, which the
+    authors' TimeSformer code keeps, the centre offset rounded up."""
     _check_sizes(crop_size, (short_side, short_side))
     if num_crops not in (1, 3):
         raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
@@ -58,7 +59,7 @@ def eval_transform(crop_size: int, short_side: int, num_crops: int = 1) -> Calla
     def apply(frames: Tensor, crop: int = 0) -> Tensor:
         video = F.resize(frames.permute(0, 3, 1, 2), [short_side], antialias=True)
         height, width = video.shape[-2:]
-        top, left = (height - crop_size) // 2, (width - crop_size) // 2
+        top, left = math.ceil((height - crop_size) / 2), math.ceil((width - crop_size) / 2)
         if num_crops == 3 and crop != 1:
             if width >= height:
                 left = 0 if crop == 0 else width - crop_size
