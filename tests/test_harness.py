@@ -57,7 +57,7 @@ def test_every_run_of_every_manifest_parses(path, synthetic_root, parser):
             assert config.model.init_args.lr_scheduler.init_args.milestones == [11, 14]
         if run.dataset.startswith("hmdb51_s"):
             assert config.data.init_args.split == int(run.dataset[-1])
-        if manifest.name in ("table1", "table2", "lambda", "pn"):  # the authors' protocol: no model selection
+        if manifest.name in ("table1", "table2", "lambda", "pn", "lr"):  # the authors' protocol: no model selection
             assert config.trainer.limit_val_batches == 0, run.name
             if run.dataset.startswith(("hmdb51", "finegym")):
                 assert config.data.init_args.val_fraction == 0, run.name  # train on the full training list
