@@ -75,3 +75,31 @@ def test_a_negative_lambda_v_names_the_setting(capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert 'Parser key "lambda_v"' in err and "v>=0" in err and "Traceback" not in err and len(err.splitlines()) < 20
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ('--model.init_args.normalization={"mean": [0.45, 0.45, 0.45], "std": [0.2, 0, 0.2]}', "std must be positive"),
+        ('--model.init_args.normalization={"mean": [0.45, 0.45], "std": [0.2, 0.2, 0.2]}', "mean needs one value per"),
+        ("--data.init_args.stride=0", "data.frames_per_clip and data.stride must be >= 1"),
+        ("--model.init_args.vmp_sites=[slow]", "vmp_sites must be a non-empty subset of ['input']"),
+    ],
+)
+def test_bad_values_are_one_line_at_start(synthetic_root, tmp_path, capsys, setting, message):
+    """Before any video is read: one line naming the setting, exit 2 (no ZeroDivisionError at the first batch)."""
+    err = error_of([*fit_args(synthetic_root, tmp_path, "--model.vmp=true", setting)], capsys)
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_a_fit_with_no_training_video_is_an_error_not_zero_steps(tmp_path, capsys):
+    """All listed videos missing, skipped by the policy: the fit stops with the reason and a non-zero exit."""
+    (tmp_path / "train.txt").write_text("gone0.mp4 0\ngone1.mp4 1\n")
+    (tmp_path / "val.txt").write_text("gone2.mp4 0\n")
+    data = [f"--data.train_list={tmp_path / 'train.txt'}", f"--data.val_list={tmp_path / 'val.txt'}"]
+    args = ["fit", "--data=vmp_lightning.data.VideoListDataModule", *data, f"--data.root={tmp_path}"]
+    args += ["--data.on_bad_video=skip", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}", *QUIET]
+    with pytest.warns(UserWarning, match="3 videos listed in the annotation are missing"):
+        err = error_of(args, capsys)
+    assert "the training split holds no video" in err and not list(tmp_path.rglob("metrics.json"))

@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from vmp_lightning.callbacks import BadVideoReporter, EpochSeeding, RunFacts
+from vmp_lightning.errors import ConfigError
 from vmp_lightning.evaluation import Aggregation, ClipScores, RunningAccuracy, evaluate, write_predictions
 from vmp_lightning.loggers import run_directory
 from vmp_lightning.migration import check_num_classes, migrate_state_dict, up_to_date_source
@@ -45,6 +46,17 @@ def _built_by_cli() -> bool:
     from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 
     return _given_hyperparameters.get() is not None
+
+
+def lambda_v_problem(lambda_v: float, vmp: bool, num_frames: int) -> str | None:
+    """What is wrong with ``lambda_v`` for this model, or None."""
+    if lambda_v < 0:
+        return f"lambda_v must be >= 0 (lambda_v={lambda_v})"
+    if lambda_v > 0 and not vmp:
+        return f"lambda_v weights the motion prompt's V term, but vmp is off (lambda_v={lambda_v})"
+    if lambda_v > 0 and num_frames < 2:
+        return f"lambda_v {lambda_v} needs model.num_frames >= 2: V compares consecutive attention maps"
+    return None
 
 
 class VideoClassifier(L.LightningModule):
@@ -92,9 +104,8 @@ class VideoClassifier(L.LightningModule):
         # Under LightningCLI every argument is saved as its config, so `--ckpt_path` and `load_from_checkpoint`
         # can rebuild the model; built in Python, objects such as a backbone lambda cannot be saved.
         self.save_hyperparameters(ignore=[] if _built_by_cli() else ["backbone", "pn", "optimizer", "lr_scheduler"])
-        if lambda_v < 0 or (lambda_v > 0 and not model_settings.get("vmp")):
-            problem = "must be >= 0" if lambda_v < 0 else "weights the motion prompt's V term, but vmp is off"
-            raise ValueError(f"lambda_v {problem} (lambda_v={lambda_v})")
+        if problem := lambda_v_problem(lambda_v, bool(model_settings.get("vmp")), num_frames):
+            raise ConfigError(problem)
         net = build_backbone(backbone, num_classes, num_frames)
         self.model = PromptedModel(net, num_classes, num_frames, **model_settings)
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler

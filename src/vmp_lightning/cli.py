@@ -19,7 +19,7 @@ from vmp_lightning.backbones.checkpoints import check_checkpoint_file
 from vmp_lightning.callbacks import LatestCheckpoint, PredictionWriter, tested_checkpoint
 from vmp_lightning.classifier import VideoClassifier, restoring_from_checkpoint
 from vmp_lightning.data.datamodule import VideoDataModule
-from vmp_lightning.errors import ConfigError
+from vmp_lightning.errors import ConfigError, UserError
 from vmp_lightning.loggers import AutoWandbLogger, run_directory, write_run_metrics
 from vmp_lightning.migration import migrate_config, migrate_hyperparameters
 from vmp_lightning.model import frames_per_clip
@@ -256,13 +256,31 @@ class VMPLightningCLI(LightningCLI):
         write_run_metrics(trainer, val, test, tested)
 
     def instantiate_classes(self) -> None:
-        """With ``--ckpt_path`` the model's weights come from that checkpoint, not from ``init_checkpoint``."""
+        """With ``--ckpt_path`` the model's weights come from that checkpoint, not from ``init_checkpoint``. A bad
+        setting a class refuses (`UserError`) comes out as itself: jsonargparse wraps it in a long ValueError."""
         subcommand = self.config.get("subcommand")
-        if subcommand and self.config[subcommand].get("ckpt_path"):
-            with restoring_from_checkpoint():
+        try:
+            if subcommand and self.config[subcommand].get("ckpt_path"):
+                with restoring_from_checkpoint():
+                    super().instantiate_classes()
+            else:
                 super().instantiate_classes()
-        else:
-            super().instantiate_classes()
+        except ValueError as error:
+            cause = _user_error_in(error)
+            if cause is None:
+                raise
+            raise cause from None
+
+
+def _user_error_in(error: BaseException) -> UserError | None:
+    """The `UserError` an exception was raised from or while handling, if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def model_settings(config) -> dict:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from vmp_lightning.backbones.checkpoints import LoadReport, load_weights
 from vmp_lightning.backbones.short_clips import guard_short_clips
+from vmp_lightning.errors import ConfigError
 from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import MotionPrompt, PowerNorm
 
@@ -62,7 +63,7 @@ def build_backbone(factory: Callable[..., nn.Module], num_classes: int, num_fram
         return factory(num_classes)
     given, default = keywords.get("num_frames"), getattr(parameters.get("num_frames"), "default", None)
     if given not in (None, default, num_frames):
-        raise ValueError(
+        raise ConfigError(
             f"the backbone's num_frames ({given}) differs from model.num_frames ({num_frames}): T is the model's "
             "setting, remove num_frames from the backbone's init_args"
         )
@@ -77,7 +78,7 @@ def find_head(backbone: nn.Module, num_classes: int) -> str:
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and out == num_classes:
             found = name
     if not found:
-        raise ValueError(
+        raise ConfigError(
             f"cannot find the classifier head of {type(backbone).__name__}: no Linear/Conv layer has "
             f"{num_classes} outputs; set model.head to the head's module name"
         )
@@ -123,9 +124,9 @@ class PromptedModel(nn.Module):
     ) -> None:
         super().__init__()
         if num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+            raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
         if getattr(backbone, "num_frames", num_frames) != num_frames:
-            raise ValueError(f"the backbone is built for {backbone.num_frames} frames, the model for {num_frames}")
+            raise ConfigError(f"the backbone is built for {backbone.num_frames} frames, the model for {num_frames}")
         self.backbone, self.num_classes = guard_short_clips(backbone), num_classes
         self.num_frames, self.frames_per_clip = num_frames, frames_per_clip(num_frames, vmp)
         self.normalization = Normalization.of(normalization)
@@ -133,7 +134,7 @@ class PromptedModel(nn.Module):
         sites = backbone.prompt_sites if isinstance(backbone, PromptSites) else (INPUT_SITE,)
         chosen = list(sites if vmp_sites is None else vmp_sites)
         if not chosen or not set(chosen) <= set(sites):
-            raise ValueError(f"vmp_sites must be a non-empty subset of {list(sites)} for this backbone, got {chosen}")
+            raise ConfigError(f"vmp_sites must be a non-empty subset of {list(sites)} for this backbone, got {chosen}")
         self.frozen_backbone = False
         self.prompts = nn.ModuleDict()  # the distinct prompt layers; site_prompts maps each site onto one of them
         self.site_prompts: dict[str, MotionPrompt] = {}

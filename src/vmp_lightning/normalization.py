@@ -12,6 +12,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from vmp_lightning.errors import ConfigError
+
 ChannelOrder = Literal["rgb", "bgr"]
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
@@ -31,12 +33,12 @@ class Normalization:
         for name in ("mean", "std"):
             values = tuple(float(v) for v in getattr(self, name))
             if len(values) != 3:
-                raise ValueError(f"normalization {name} needs one value per colour channel (3), got {values}")
+                raise ConfigError(f"normalization {name} needs one value per colour channel (3), got {values}")
             object.__setattr__(self, name, values)
         if any(s <= 0 for s in self.std):
-            raise ValueError(f"normalization std must be positive, got {self.std}")
+            raise ConfigError(f"normalization std must be positive, got {self.std}")
         if self.channel_order not in ("rgb", "bgr"):
-            raise ValueError(f"normalization channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
+            raise ConfigError(f"normalization channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
 
     @classmethod
     def of(cls, value: Normalization | dict | None) -> Normalization:

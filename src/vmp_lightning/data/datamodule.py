@@ -15,6 +15,7 @@ from vmp_lightning.data.clip_dataset import ClipDataset, EpochShuffle, OnBadVide
 from vmp_lightning.data.sampling import ShortVideoRule
 from vmp_lightning.data.transforms import eval_transform, train_transform
 from vmp_lightning.data.video import Backend, VideoRecord
+from vmp_lightning.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 
@@ -71,10 +72,12 @@ class VideoDataModule(L.LightningDataModule):
         num_workers: int = 2,
     ) -> None:
         super().__init__()
-        if frames_per_clip < 1:
-            raise ValueError(f"need frames_per_clip >= 1, got {frames_per_clip}")
+        if frames_per_clip < 1 or stride < 1:
+            raise ConfigError(f"data.frames_per_clip and data.stride must be >= 1, got {frames_per_clip} and {stride}")
         if test_clips < 1 or test_crops not in (1, 3):
-            raise ValueError(f"need test_clips >= 1 and test_crops in (1, 3), got {test_clips} and {test_crops}")
+            raise ConfigError(
+                f"need data.test_clips >= 1 and data.test_crops 1 or 3, got {test_clips} and {test_crops}"
+            )
         self.frames_per_clip, self.stride, self.target_fps = frames_per_clip, stride, target_fps
         self.crop_size, self.short_side, self.flip = crop_size, tuple(short_side), flip
         self.test_clips, self.test_crops, self.test_size = test_clips, test_crops, test_size
@@ -141,6 +144,12 @@ class VideoDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """The training clips; a training split without a video is an error, not a fit of zero steps."""
+        if not self.records.get("train"):
+            raise DatasetLayoutError(
+                f"{type(self).__name__}: the training split holds no video (missing files are left out with "
+                "on_bad_video: skip); nothing to train on"
+            )
         return self._loader("train")
 
     def val_dataloader(self) -> DataLoader | list:
