@@ -42,7 +42,7 @@ LINKED = {
 def refuse_linked_settings(args: list[str]) -> None:
     """A linked setting given on the command line or in a ``--config`` file is an error naming its link."""
     given = [a.split("=")[0].lstrip("-").replace(".init_args.", ".") for a in args if a.startswith("--")]
-    for path in _config_files(args):
+    for _, path in _config_files(args):
         config = yaml.safe_load(Path(path).read_text()) or {}
         for section in ("data", "model"):
             values = (config.get(section) or {}) if isinstance(config, dict) else {}
@@ -72,10 +72,17 @@ def accumulation(global_batch: int, trainer: L.Trainer, datamodule: L.LightningD
     return global_batch // per_step
 
 
-def _config_files(args: list[str]) -> list[str]:
-    files = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
-    files += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--config"]
-    return [f for f in files if "\n" not in f and Path(f).is_file()]  # not a config given as YAML text
+def _config_files(args: list[str]) -> list[tuple[int, str]]:
+    """The ``--config`` files among ``args``: (position of the value in ``args``, path); a config given as YAML text
+    is not a file."""
+    found = []
+    for index, arg in enumerate(args):
+        flag, inline, value = arg.partition("=")
+        if flag == "--config" and (inline or index + 1 < len(args)):
+            position, path = (index, value) if inline else (index + 1, args[index + 1])
+            if "\n" not in path and Path(path).is_file():
+                found.append((position, path))
+    return found
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -298,18 +305,13 @@ def up_to_date_configs(args: list[str]) -> list[str] | None:
     migrated YAML (jsonargparse takes a config's text in place of its path), saying what moved; None when every
     config is current."""
     changed, result = False, list(args)
-    for index, arg in enumerate(args):
-        flag, _, value = arg.partition("=")
-        if flag != "--config" or (not value and index + 1 >= len(args)):
-            continue
-        position, path = (index, value) if value else (index + 1, args[index + 1])
-        if not Path(path).is_file():
-            continue
+    for position, path in _config_files(args):
         config = yaml.safe_load(Path(path).read_text()) or {}
         moved = migrate_config(config) if isinstance(config, dict) else []
         if moved:
             rank_zero_warn(f"{path} was saved by an earlier version; read with: " + "; ".join(moved))
-            result[position] = f"--config={yaml.safe_dump(config)}" if value else yaml.safe_dump(config)
+            text = yaml.safe_dump(config)
+            result[position] = f"--config={text}" if args[position].startswith("--config=") else text
             changed = True
     return result if changed else None
 
