@@ -17,11 +17,12 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
+from vmp_lightning.backbones.checkpoints import check_num_classes
 from vmp_lightning.callbacks import BadVideoReporter, EpochSeeding, RunFacts
 from vmp_lightning.errors import ConfigError
 from vmp_lightning.evaluation import Aggregation, ClipScores, RunningAccuracy, evaluate, write_predictions
 from vmp_lightning.loggers import run_directory
-from vmp_lightning.migration import check_num_classes, migrate_state_dict, up_to_date_source
+from vmp_lightning.migration import migrate_state_dict, up_to_date_source
 from vmp_lightning.model import PromptedModel, build_backbone
 from vmp_lightning.nonfinite import NonFiniteGuard, OnNonFinite, over_ranks
 from vmp_lightning.optim import build_optimizer, follow_run_length

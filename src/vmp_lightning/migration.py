@@ -20,8 +20,6 @@ from typing import IO, Any
 
 import torch
 
-from vmp_lightning.backbones.checkpoints import CheckpointMismatchError
-
 
 def migrate_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
     """The saved hyper-parameters as this version names them (a new dict; current ones come back equal)."""
@@ -42,17 +40,6 @@ def migrate_state_dict(state: dict[str, Any]) -> dict[str, Any]:
     if any(key.startswith(("backbone.", "prompts.")) for key in state):
         return {f"model.{key}": value for key, value in state.items()}
     return state
-
-
-def check_num_classes(checkpoint: dict[str, Any], num_classes: int) -> None:
-    """A run's checkpoint for another number of classes is a clear error, before any weight is loaded."""
-    trained_for = checkpoint.get("hyper_parameters", {}).get("num_classes")
-    if trained_for is not None and trained_for != num_classes:
-        raise CheckpointMismatchError(
-            f"the checkpoint was trained for {trained_for} classes, the data has {num_classes}: wrong checkpoint or "
-            "dataset? (to fine-tune it on this dataset, pass it as model.init_checkpoint, which re-initialises the "
-            "head, instead of --ckpt_path)"
-        )
 
 
 def migrate_checkpoint(checkpoint: dict[str, Any]) -> bool:

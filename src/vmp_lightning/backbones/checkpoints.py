@@ -54,6 +54,17 @@ def check_checkpoint_file(path: str | Path) -> None:
         raise CheckpointFileError(f"{path}: not a PyTorch checkpoint (a text file or a download's error page?)")
 
 
+def check_num_classes(checkpoint: dict, num_classes: int) -> None:
+    """A run's checkpoint for another number of classes is a clear error, before any weight is loaded."""
+    trained_for = checkpoint.get("hyper_parameters", {}).get("num_classes")
+    if trained_for is not None and trained_for != num_classes:
+        raise CheckpointMismatchError(
+            f"the checkpoint was trained for {trained_for} classes, the data has {num_classes}: wrong checkpoint or "
+            "dataset? (to fine-tune it on this dataset, pass it as model.init_checkpoint, which re-initialises the "
+            "head, instead of --ckpt_path)"
+        )
+
+
 @dataclass
 class LoadReport:
     source: str
