@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from vmp_lightning.analysis.common import log_to_wandb
 from vmp_lightning.analysis.errors import AnalysisError
+from vmp_lightning.evaluation.predictions import read_predictions
 from vmp_lightning.figures import save_figure
 
 
@@ -30,18 +31,19 @@ class Predictions:
         path = Path(path)
         if not path.is_file():
             raise AnalysisError(f"prediction dump {path} not found (a test writes <run>/test_predictions.csv)")
-        with path.open() as handle:
-            rows = list(csv.DictReader(handle))
-        if not rows or not {"video_id", "label", "prediction"} <= set(rows[0]):
+        try:
+            dump = read_predictions(path)
+        except ValueError as error:
+            raise AnalysisError(str(error)) from None
+        if not dump.video_ids:
             raise AnalysisError(f"{path}: not a prediction dump (needs video_id, label, prediction columns)")
-        scores = [c for c in rows[0] if c.startswith("score_")]
         metrics = path.with_name(path.name.replace("_predictions.csv", "_metrics.json"))
         names = json.loads(metrics.read_text()).get("class_names") if metrics.is_file() else None
-        names = names or [f"class {k}" for k in range(len(scores))]
+        names = names or [f"class {k}" for k in range(dump.scores.shape[1])]
         return cls(
             path,
-            {r["video_id"]: int(r["label"]) for r in rows},
-            {r["video_id"]: int(r["prediction"]) for r in rows},
+            dict(zip(dump.video_ids, dump.labels.tolist(), strict=True)),
+            dict(zip(dump.video_ids, dump.predictions.tolist(), strict=True)),
             names,
         )
 

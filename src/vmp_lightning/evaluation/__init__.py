@@ -1,25 +1,28 @@
-"""Exact clip- and video-level evaluation: scores gathered from all ranks, de-duplicated, aggregated over views."""
+"""Exact clip- and video-level evaluation: scores gathered from all ranks, de-duplicated, aggregated over views;
+the prediction dump each test writes. Names are imported on first use: reading a dump loads no torch."""
 
-from vmp_lightning.evaluation.video_level import (
-    Aggregation,
-    ClipScores,
-    Evaluation,
-    Report,
-    RunningAccuracy,
-    aggregate_videos,
-    classification_report,
-    evaluate,
-    write_predictions,
-)
+from importlib import import_module
 
-__all__ = [
-    "Aggregation",
-    "ClipScores",
-    "Evaluation",
-    "Report",
-    "RunningAccuracy",
-    "aggregate_videos",
-    "classification_report",
-    "evaluate",
-    "write_predictions",
-]
+_WHERE = {
+    **dict.fromkeys(
+        [
+            "Aggregation",
+            "ClipScores",
+            "Evaluation",
+            "Report",
+            "RunningAccuracy",
+            "aggregate_videos",
+            "classification_report",
+            "evaluate",
+        ],
+        "video_level",
+    ),
+    **dict.fromkeys(["PredictionDump", "read_predictions", "write_predictions"], "predictions"),
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

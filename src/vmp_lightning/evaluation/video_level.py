@@ -7,11 +7,8 @@ duplicates dropped before anything is computed.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -170,23 +167,3 @@ def evaluate(clips: ClipScores, num_classes: int, aggregation: Aggregation = "su
     clip_report = classification_report(torch.stack(clips.logits), torch.tensor(clips.labels), num_classes)
     video_ids, labels, scores = aggregate_videos(clips, aggregation)
     return Evaluation(video_ids, labels, scores, classification_report(scores, labels, num_classes), clip_report)
-
-
-def write_predictions(
-    folder: str | Path, stage: str, evaluation: Evaluation, class_names: list[str] | None = None
-) -> Path:
-    """Write ``<stage>_predictions.csv`` (video_id, label, prediction, score_0 .. score_{K-1}: the aggregated
-    video scores) and ``<stage>_metrics.json`` (the video-level report and the class names); returns the CSV path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{stage}_predictions.csv"
-    scores, labels = evaluation.scores, evaluation.labels.tolist()
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["video_id", "label", "prediction", *(f"score_{k}" for k in range(scores.shape[1]))])
-        rows = zip(evaluation.video_ids, labels, scores.argmax(1).tolist(), scores.tolist(), strict=True)
-        for video_id, label, prediction, row in rows:
-            writer.writerow([video_id, label, prediction, *(f"{v:.6g}" for v in row)])
-    metrics = {**evaluation.report.__dict__, "class_names": class_names}
-    (folder / f"{stage}_metrics.json").write_text(json.dumps(metrics, indent=1))
-    return path

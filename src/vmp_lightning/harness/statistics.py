@@ -7,12 +7,14 @@ Most of the paper's VMP gains are 0.2 to 1.5 points, inside the run-to-run noise
 
 from __future__ import annotations
 
-import csv
+import functools
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from vmp_lightning.evaluation.predictions import PredictionDump, read_predictions
 
 
 def mean_and_std(values: list[float]) -> tuple[float, float | None]:
@@ -20,16 +22,22 @@ def mean_and_std(values: list[float]) -> tuple[float, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
+@functools.lru_cache(maxsize=256)
+def _read_once(path: str, stamp: tuple[int, int]) -> PredictionDump:
+    return read_predictions(path)
+
+
+def prediction_dump(path: str | Path) -> PredictionDump:
+    """A run's ``test_predictions.csv``, read once while the file is unchanged (a table reads a baseline's dump for
+    every VMP row and column that compares with it)."""
+    stat = Path(path).stat()
+    return _read_once(str(path), (stat.st_mtime_ns, stat.st_size))
+
+
 def correct_per_video(predictions: str | Path, top: int = 1) -> dict[str, float]:
     """video id -> 1.0 when the label is among the ``top`` highest scores of a ``test_predictions.csv``, else 0.0."""
-    with Path(predictions).open() as handle:
-        rows = list(csv.DictReader(handle))
-    correct = {}
-    for row in rows:
-        scores = np.array([float(row[c]) for c in row if c.startswith("score_")])
-        best = np.argsort(-scores, kind="stable")[:top] if len(scores) else [int(row["prediction"])]
-        correct[row["video_id"]] = float(int(row["label"]) in best)
-    return correct
+    dump = prediction_dump(predictions)
+    return dict(zip(dump.video_ids, dump.correct(top).tolist(), strict=True))
 
 
 @dataclass(frozen=True)

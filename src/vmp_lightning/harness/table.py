@@ -12,7 +12,13 @@ import numpy as np
 from vmp_lightning.errors import UserError
 from vmp_lightning.harness.manifest import Manifest, ManifestError
 from vmp_lightning.harness.reproduce import run_folder, run_metrics
-from vmp_lightning.harness.statistics import Gain, correct_per_video, mean_and_std, paired_bootstrap_gain
+from vmp_lightning.harness.statistics import (
+    Gain,
+    correct_per_video,
+    mean_and_std,
+    paired_bootstrap_gain,
+    prediction_dump,
+)
 
 METRICS = {"acc1": 0, "acc5": 1}  # index into a run's paper (top-1, top-5)
 GAINS_CAPTION = (
@@ -28,10 +34,7 @@ class DifferentTestVideos(UserError, ValueError):
 def tested_videos(metrics_path: str | Path) -> frozenset[str] | None:
     """The video ids a run was tested on (its ``test_predictions.csv``, beside its ``metrics.json``)."""
     path = Path(metrics_path).parent / "test_predictions.csv"
-    if not path.is_file():
-        return None
-    with path.open() as handle:
-        return frozenset(row["video_id"] for row in csv.DictReader(handle))
+    return frozenset(prediction_dump(path).video_ids) if path.is_file() else None
 
 
 def check_same_test_videos(rows: list[dict]) -> None:
