@@ -8,9 +8,8 @@ curves, per-layer weight similarity, per-class accuracy, accuracy against a swep
 Names are imported on first use, so the command line does not load matplotlib for other commands.
 """
 
-from importlib import import_module
-
 from vmp_lightning.analysis.errors import AnalysisError
+from vmp_lightning.lazy import lazy_exports
 
 _WHERE = {
     **dict.fromkeys(
@@ -27,7 +26,4 @@ _WHERE = {
 __all__ = ["AnalysisError", *_WHERE]
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'vmp_lightning.analysis' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)

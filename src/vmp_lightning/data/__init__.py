@@ -4,7 +4,7 @@ Names are imported on first use, so a command that only decodes or cuts videos (
 does not load Lightning with the data modules.
 """
 
-from importlib import import_module
+from vmp_lightning.lazy import lazy_exports
 
 _WHERE = {
     **dict.fromkeys(["Annotations", "DatasetLayoutError"], "annotations"),
@@ -36,7 +36,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -1,7 +1,7 @@
 """Exact clip- and video-level evaluation: scores gathered from all ranks, de-duplicated, aggregated over views;
 the prediction dump each test writes. Names are imported on first use: reading a dump loads no torch."""
 
-from importlib import import_module
+from vmp_lightning.lazy import lazy_exports
 
 _WHERE = {
     **dict.fromkeys(
@@ -22,7 +22,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -10,6 +10,7 @@ import pkgutil
 from importlib import import_module
 
 from vmp_lightning.data.prepare import PrepareCommand
+from vmp_lightning.lazy import lazy_exports
 
 #: What `vmp-lightning prepare` lists without importing the dataset modules (each brings Lightning with its data
 #: module): command -> (module, one line of help). A test keeps it equal to the modules' ``PREPARE``.
@@ -28,10 +29,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    if name in _WHERE:  # imported on first use: a data module brings Lightning
-        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)  # a data module brings Lightning: imported on first use
 
 
 def prepare_commands() -> dict[str, PrepareCommand]:
