@@ -3,6 +3,7 @@ pyproject's ``pythonpath`` puts this folder on the path."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -48,10 +49,20 @@ def fit_args(root: str, tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
-def run_cli(args: list[str], env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python -m vmp_lightning ARGS` in a child process."""
+def run_cli(
+    args: list[str], env: dict | None = None, timeout: int = 300, new_session: bool = False
+) -> subprocess.CompletedProcess:
+    """`python -m vmp_lightning ARGS` in a child process (with ``new_session``, in a process group of its own,
+    as a job under SLURM: a signal to the group reaches it and its loader workers, not the tests)."""
     command = [sys.executable, "-m", "vmp_lightning", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        start_new_session=new_session,
+    )
 
 
 def ramp_video(path, frames: int = 24, height: int = 32, width: int = 64, fps: float = 10, step: int = 8):
@@ -104,12 +115,27 @@ def full_decode(path, keep=None):
 
 
 class SignalAt(L.Callback):
-    """Sends ``signal`` to its own process before training batch ``batch`` of epoch ``epoch`` (give it by class
-    path): a preemption (SIGTERM), a Ctrl-C (SIGINT) or a crash (SIGKILL) in the middle of an epoch."""
+    """Sends ``signal`` before training batch ``batch`` of epoch ``epoch`` (give it by class path) to its own
+    process, or with ``group`` to its whole process group as SLURM does (the loader workers too): a preemption
+    (SIGTERM), a Ctrl-C (SIGINT) or a crash (SIGKILL) in the middle of an epoch."""
 
-    def __init__(self, epoch: int, batch: int, signal: str = "SIGKILL") -> None:
-        self.epoch, self.batch, self.signal = epoch, batch, signal
+    def __init__(self, epoch: int, batch: int, signal: str = "SIGKILL", group: bool = False) -> None:
+        self.epoch, self.batch, self.signal, self.group = epoch, batch, signal, group
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.current_epoch == self.epoch and batch_idx == self.batch:
-            os.kill(os.getpid(), getattr(signal, self.signal))
+            number = getattr(signal, self.signal)
+            os.killpg(os.getpgid(0), number) if self.group else os.kill(os.getpid(), number)
+
+
+class BatchTrace(L.Callback):
+    """Appends ``[epoch, batch, record indices]`` of each training batch, one JSON line, to the file named by
+    ``$TRACE_FILE``: what a run trained on, in order."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        with open(os.environ["TRACE_FILE"], "a") as handle:
+            handle.write(json.dumps([trainer.current_epoch, batch_idx, batch["index"].tolist()]) + "\n")
+
+
+def read_trace(path: Path) -> list:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]

@@ -15,7 +15,7 @@ from vmp_lightning.data import (
     eval_transform,
     write_video,
 )
-from vmp_lightning.data.clip_dataset import ClipDataset
+from vmp_lightning.data.clip_dataset import ClipDataset, EpochShuffle
 
 
 def test_eval_dataset_items_are_views_times_crops_and_tagged(tmp_path):
@@ -92,3 +92,19 @@ def test_interval_records_sample_inside_the_interval(tmp_path):
     values = dataset[0]["video"].mean(dim=(1, 2, 3)) / 8
     np.testing.assert_allclose(values.numpy(), [12, 14, 16, 18], atol=0.6)
     assert Path(path).is_file()
+
+
+def test_epoch_shuffle_shares_one_permutation_between_processes_and_skips_what_a_resumed_run_trained():
+    dataset = list(range(10))
+    whole = list(EpochShuffle(dataset, seed=3, epoch=2))
+    assert sorted(whole) == [20 + i for i in range(10)]  # tokens epoch * n + index, each record once
+    assert whole != list(EpochShuffle(dataset, seed=3, epoch=1))
+    shares = [list(EpochShuffle(dataset, seed=3, epoch=2, num_replicas=3, rank=r)) for r in range(3)]
+    assert [len(share) for share in shares] == [4, 4, 4]  # padded to equal shares, as DistributedSampler does
+    assert set().union(*shares) == set(whole) and [s[0] for s in shares] == whole[:3]
+    resumed = EpochShuffle(dataset, seed=3, epoch=2, skip=4)
+    assert list(resumed) == whole[4:] and len(resumed) == 10  # the count goes on from the batches done
+    resumed.set_epoch(2)  # Lightning sets the epoch it resumes in: still the rest of it
+    assert list(resumed) == whole[4:]
+    resumed.set_epoch(3)
+    assert list(resumed) == list(EpochShuffle(dataset, seed=3, epoch=3))

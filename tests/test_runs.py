@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import QUIET, REPO, fit_args, run_cli, tiny_data_args
+from helpers import QUIET, REPO, fit_args, read_trace, run_cli, tiny_data_args
 from vmp_lightning.cli import build_cli
 
 TESTS = {"PYTHONPATH": str(REPO / "tests")}
@@ -32,24 +32,72 @@ def final_state(run: Path) -> dict:
     return {"epoch": saved["epoch"], "step": saved["global_step"], "weights": saved["state_dict"]}
 
 
-@pytest.mark.slow
-def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_root, tmp_path):
-    common = [*fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=3", "--model.vmp=true"), "--seed_everything=7"]
-    uninterrupted = run_cli([*common, f"--trainer.default_root_dir={tmp_path / 'whole'}"], env=TESTS)
-    assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
-    killer = ["--trainer.callbacks+=helpers.SignalAt", "--trainer.callbacks.epoch=2", "--trainer.callbacks.batch=2"]
-    killed = run_cli([*common, f"--trainer.default_root_dir={tmp_path / 'killed'}", *killer], env=TESTS)
-    assert killed.returncode == -9  # SIGKILL: nothing could be saved at that moment
-    (run,) = runs_in(tmp_path / "killed")
-    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1  # the last epoch end
-    resumed = run_cli([*common, f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], env=TESTS)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert runs_in(tmp_path / "killed") == [run]  # the same run folder
-    (whole,) = runs_in(tmp_path / "whole")
-    expected, got = final_state(whole), final_state(run)
+def assert_same_final_state(run: Path, expected_run: Path) -> None:
+    expected, got = final_state(expected_run), final_state(run)
     assert (got["epoch"], got["step"]) == (expected["epoch"], expected["step"])
     for name, value in expected["weights"].items():
         torch.testing.assert_close(got["weights"][name], value, rtol=0, atol=0, msg=name)
+
+
+def resumable_args(root: str, folder: Path) -> list[str]:
+    """A VMP run of 3 epochs x 6 batches with a seed and the default 2 loader workers, tracing its batches."""
+    workers = "--data.init_args.num_workers=2"
+    args = fit_args(root, folder, "--trainer.max_epochs=3", "--model.vmp=true", "--seed_everything=7", workers)
+    return [*args, "--trainer.callbacks+=helpers.BatchTrace"]
+
+
+def traced(folder: Path) -> dict:
+    return {**TESTS, "TRACE_FILE": str(folder / "trace.jsonl")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_root, tmp_path_factory) -> Path:
+    """The run every interrupted one must end equal to (its folder; ``trace.jsonl`` beside ``runs/``)."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    done = run_cli(resumable_args(synthetic_root, folder), env=traced(folder))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return folder
+
+
+def stop_and_resume(root: str, folder: Path, epoch: int, batch: int, signal: str, group: bool) -> tuple:
+    """Stops a run with ``signal`` before ``batch`` of ``epoch`` (to its process group with ``group``), then resumes
+    it from ``last.ckpt``: (the stopped process, its run folder)."""
+    stopper = [
+        "--trainer.callbacks+=helpers.SignalAt",
+        f"--trainer.callbacks.epoch={epoch}",
+        f"--trainer.callbacks.batch={batch}",
+        f"--trainer.callbacks.signal={signal}",
+        f"--trainer.callbacks.group={str(group).lower()}",
+    ]
+    stopped = run_cli([*resumable_args(root, folder), *stopper], env=traced(folder), new_session=group)
+    (run,) = runs_in(folder)
+    resumed = run_cli(
+        [*resumable_args(root, folder), f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], traced(folder)
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert runs_in(folder) == [run]  # the same run folder
+    return stopped, run
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_with_loader_workers_resumes_to_the_same_weights(
+    synthetic_root, tmp_path, uninterrupted
+):
+    killed, run = stop_and_resume(synthetic_root, tmp_path, epoch=2, batch=2, signal="SIGKILL", group=False)
+    assert killed.returncode == -9  # nothing could be saved at that moment: resumed from the end of epoch 1
+    assert_same_final_state(run, *runs_in(uninterrupted))
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_saves_the_step_and_resumes_each_batch_once(
+    synthetic_root, tmp_path, uninterrupted
+):
+    stopped, run = stop_and_resume(synthetic_root, tmp_path, epoch=1, batch=3, signal="SIGTERM", group=True)
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert "resume with: vmp-lightning fit" in stopped.stderr and "DataLoader worker" not in stopped.stderr
+    # the stopped run finished batch 3 and saved; the resumed one went on at batch 4: each batch trained once
+    assert read_trace(tmp_path / "trace.jsonl") == read_trace(uninterrupted / "trace.jsonl")
+    assert_same_final_state(run, *runs_in(uninterrupted))
 
 
 @pytest.mark.slow
@@ -88,6 +136,15 @@ def test_a_resumed_run_continues_its_folder_and_wandb_run(synthetic_root, tmp_pa
         *map(str, run.glob("checkpoints/epoch*")),
     )
     resumed.trainer.logger.experiment.finish()
+
+
+def test_a_relative_ckpt_path_keeps_the_best_checkpoint_state(synthetic_root, tmp_path, monkeypatch):
+    first = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1", *FROZEN))
+    best = first.trainer.checkpoint_callback.best_model_path
+    monkeypatch.chdir(tmp_path)
+    last = Path(first.trainer.default_root_dir, "checkpoints", "last.ckpt").relative_to(tmp_path)
+    resumed = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=2", *FROZEN, f"--ckpt_path={last}"))
+    assert resumed.trainer.checkpoint_callback.best_model_path == best  # val/acc1 never improved after epoch 0
 
 
 def test_runs_without_a_logger_get_their_own_folders(synthetic_root, tmp_path):

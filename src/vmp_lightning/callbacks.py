@@ -15,6 +15,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from vmp_lightning.data.clip_dataset import mix
+
 
 class BadVideoReporter(L.Callback):
     """Reports the videos the loader could not read and replaced (``data.on_bad_video: skip``): each file once,
@@ -56,14 +58,17 @@ class BadVideoReporter(L.Callback):
         self._log(pl_module, "test")
 
 
-class EpochSeeding(L.Callback):
-    """With a seed, each epoch's randomness (shuffling, augmentation, dropout) starts from ``seed + epoch``, so a run
-    resumed from an epoch's checkpoint continues exactly as the uninterrupted run did."""
+class BatchSeeding(L.Callback):
+    """With a seed, each training batch's randomness in the main process (dropout, anything the model draws)
+    starts from ``(seed, epoch, batch, rank)``: a run resumed at any step, from any checkpoint, continues exactly
+    as the uninterrupted run did (each clip's own randomness comes from the sampler's tokens, `EpochShuffle`)."""
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         seed = os.environ.get("PL_GLOBAL_SEED")
         if seed is not None:
-            value = int(seed) + trainer.current_epoch
+            value = mix(int(seed), trainer.current_epoch, batch_idx, trainer.global_rank)
             random.seed(value)
             np.random.seed(value % 2**32)
             torch.manual_seed(value)
@@ -116,7 +121,7 @@ class LatestCheckpoint(ModelCheckpoint):
             rank_zero_warn("interrupted with non-finite weights: no checkpoint written")
             return
         path = Path(self.dirpath) / "last.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the full state: optimizer, loops, callbacks
         what = "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl-C"
         run = path.parent.parent
         config = f" --config {run / 'config.yaml'}" if (run / "config.yaml").is_file() else ""

@@ -150,14 +150,15 @@ def place_run(config, subcommand: str = "fit") -> Path | None:
         init_args.id, init_args.resume = run_id, "allow"
         run = Path(init_args.get("save_dir") or ".") / str(init_args.get("project") or "lightning_logs") / run_id
         if resumed:  # the run's W&B project and folder, wherever this command's defaults point
-            init_args.save_dir = str(Path(config.ckpt_path).parents[3])
-            init_args.project = Path(config.ckpt_path).parents[2].name
+            init_args.save_dir = str(Path(config.ckpt_path).resolve().parents[3])
+            init_args.project = Path(config.ckpt_path).resolve().parents[2].name
     else:  # another logger: it names its own folder
         if init_args is not None and "version" in init_args and init_args.version is None:
             init_args.version = run_id
         return None
     if resumed:
         run = Path(config.ckpt_path).parent.parent
+    run = run.resolve()  # one spelling: the checkpoint callback restores its best only into the folder it saved
     trainer.default_root_dir = str(run)
     return run
 

@@ -54,7 +54,7 @@ def prompt_layers_of_checkpoint(path: str | Path) -> dict[str, MotionPrompt]:
     from vmp_lightning.classifier import VideoClassifier
 
     try:
-        model = VideoClassifier.load_from_checkpoint(str(path), map_location="cpu")
+        model = VideoClassifier.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
     except Exception as error:
         raise AnalysisError(f"{path}: not a vmp-lightning checkpoint with its config ({error})") from error
     if not len(model.model.prompts):

@@ -8,7 +8,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, DistributedSampler
 
 from vmp_lightning.data.sampling import ShortVideoRule, eval_clip_indices, sample_clip_indices
 from vmp_lightning.data.video import Backend, VideoDecodeError, VideoRecord, open_video, read_frames
@@ -16,31 +16,39 @@ from vmp_lightning.data.video import Backend, VideoDecodeError, VideoRecord, ope
 OnBadVideo = Literal["raise", "skip"]
 
 
-class EpochShuffle(Sampler[int]):
+class EpochShuffle(DistributedSampler):
     """The training order: a permutation drawn from ``(seed, epoch)`` alone, handed out as *tokens*
     ``epoch * n + index`` so that each item's randomness (`ClipDataset`) is a function of the seed, the epoch and
-    the record, never of how many random numbers were drawn before: a run resumed from any epoch sees exactly the
-    clips the uninterrupted run saw, with any number of workers. The epoch advances with each pass (so it also
-    works under Lightning's DDP wrapper, which does not forward ``set_epoch``); ``set_epoch`` sets it."""
+    the record, never of how many random numbers were drawn before, nor of the worker that loads it.
 
-    def __init__(self, size: int, seed: int, epoch: int = 0) -> None:
-        self.size, self.seed, self.epoch = size, seed, epoch
+    A `DistributedSampler`, so that Lightning leaves it in place under DDP and gives it each epoch (``set_epoch``):
+    each of ``num_replicas`` processes takes every ``num_replicas``-th item of the one permutation (padded to equal
+    shares, as `DistributedSampler` does). ``skip`` items of this process's share are left out of the epoch it
+    starts in: the batches a run resumed mid-epoch has already trained on; the length stays the full share,
+    the count Lightning's batch counter continues.
+    """
 
-    def __len__(self) -> int:
-        return self.size
+    def __init__(
+        self, dataset: Dataset, seed: int, epoch: int = 0, skip: int = 0, num_replicas: int = 1, rank: int = 0
+    ) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.epoch, self.skip = epoch, skip
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        if epoch != self.epoch:
+            self.epoch, self.skip = epoch, 0
 
     def __iter__(self) -> Iterator[int]:
-        epoch, self.epoch = self.epoch, self.epoch + 1
-        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(mix(self.seed, epoch)))
-        return iter((order + epoch * self.size).tolist())
+        size = len(self.dataset)
+        order = torch.randperm(size, generator=torch.Generator().manual_seed(mix(self.seed, self.epoch)))
+        order = order.repeat(-(-self.total_size // size))[: self.total_size]
+        share = order[self.rank :: self.num_replicas][self.skip :]
+        return iter((share + self.epoch * size).tolist())
 
 
-def mix(seed: int, value: int) -> int:
-    """One seed from two numbers (different pairs give unrelated seeds)."""
-    return int(np.random.SeedSequence([seed, value]).generate_state(1, np.uint64)[0] >> 1)
+def mix(seed: int, *values: int) -> int:
+    """One seed from several numbers (different tuples give unrelated seeds)."""
+    return int(np.random.SeedSequence([seed, *values]).generate_state(1, np.uint64)[0] >> 1)
 
 
 class ClipDataset(Dataset):

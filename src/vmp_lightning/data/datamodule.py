@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import lightning as L
 import torch
@@ -132,14 +133,17 @@ class VideoDataModule(L.LightningDataModule):
         train = split == "train"
         order = {"shuffle": train}
         if train and dataset.seed is not None:  # the order and each clip from (seed, epoch): exact resume
-            epoch = self.trainer.current_epoch if self.trainer is not None else 0
-            order = {"sampler": EpochShuffle(len(dataset), dataset.seed, epoch), "generator": torch.Generator()}
+            epoch, batches_done = resume_position(self.trainer)
+            processes, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+            sampler = EpochShuffle(dataset, dataset.seed, epoch, batches_done * self.batch_size, processes, rank)
+            order = {"sampler": sampler, "generator": torch.Generator()}
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=leave_sigterm_to_the_main_process,
             **order,
         )
 
@@ -161,6 +165,23 @@ class VideoDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+
+def resume_position(trainer: L.Trainer | None) -> tuple[int, int]:
+    """The epoch a fit's training loader starts in and the batches of it already trained: (0, 0) for a new fit;
+    for a resumed one, read from Lightning's loop progress, which the checkpoint restores before the loaders are
+    made (the loader's first batches are fetched before Lightning calls ``set_epoch``)."""
+    if trainer is None:
+        return 0, 0
+    epochs = trainer.fit_loop.epoch_progress.current
+    mid_epoch = epochs.started > epochs.processed
+    return epochs.processed, trainer.fit_loop.epoch_loop.batch_progress.current.completed if mid_epoch else 0
+
+
+def leave_sigterm_to_the_main_process(worker_id: int) -> None:
+    """A loader worker ignores SIGTERM: SLURM signals every process of a job, and a worker that died first would
+    turn a preemption the main process saves and exits from into a crash. It still stops with its loader."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class AnnotatedDataModule(VideoDataModule):
