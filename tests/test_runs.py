@@ -101,6 +101,26 @@ def test_sigterm_to_the_process_group_saves_the_step_and_resumes_each_batch_once
 
 
 @pytest.mark.slow
+def test_sigterm_to_a_ddp_job_stops_every_rank_at_one_step_and_resumes_exactly(synthetic_root, tmp_path):
+    ddp = f"--config={REPO / 'configs' / 'trainer' / 'cpu_ddp.yaml'}"
+    whole = tmp_path / "whole"
+    done = run_cli([*resumable_args(synthetic_root, whole), ddp], env=traced(whole))
+    assert done.returncode == 0, done.stderr[-2000:]
+    stopper = ["--trainer.callbacks+=helpers.SignalAt", "--trainer.callbacks.epoch=1", "--trainer.callbacks.batch=1"]
+    stopper += ["--trainer.callbacks.signal=SIGTERM", "--trainer.callbacks.group=true"]
+    folder = tmp_path / "stopped"
+    stopped = run_cli([*resumable_args(synthetic_root, folder), ddp, *stopper], env=traced(folder), new_session=True)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]  # no gloo abort, no hang
+    (run,) = runs_in(folder)
+    last = run / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 5  # 3 steps an epoch per rank, + batches 0 and 1
+    resumed = run_cli([*resumable_args(synthetic_root, folder), ddp, f"--ckpt_path={last}"], env=traced(folder))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert sorted(read_trace(folder / "trace.jsonl")) == sorted(read_trace(whole / "trace.jsonl"))
+    assert_same_final_state(run, *runs_in(whole))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("signal", "exit_code"), [("SIGTERM", 143), ("SIGINT", 1)])
 def test_preemption_and_ctrl_c_save_a_resumable_checkpoint(synthetic_root, tmp_path, signal, exit_code):
     stopper = ["--trainer.callbacks+=helpers.SignalAt", "--trainer.callbacks.epoch=1", "--trainer.callbacks.batch=2"]

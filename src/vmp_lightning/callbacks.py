@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,30 @@ class BatchSeeding(L.Callback):
             random.seed(value)
             np.random.seed(value % 2**32)
             torch.manual_seed(value)
+
+
+class Preemption(L.Callback):
+    """SIGTERM (SLURM's preemption or time limit, sent to every process of the job) stops a fit after the current
+    batch, at the same step on every process, where `LatestCheckpoint` saves it. The handler only notes the signal;
+    at each batch end the processes agree (one reduction under DDP) and only then is Lightning told, which stops
+    every rank at once. Lightning's own handler broadcasts from inside the signal handler, which breaks the
+    collective it interrupts (gloo aborts) and lets a rank stop alone."""
+
+    def __init__(self) -> None:
+        self.signalled = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.signalled = False
+        if threading.current_thread() is threading.main_thread():  # replaces Lightning's; it restores the original
+            signal.signal(signal.SIGTERM, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.signalled = True
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.strategy.reduce_boolean_decision(self.signalled, all=False):
+            rank_zero_info("SIGTERM: stopping after this batch")
+            trainer._signal_connector.received_sigterm = True  # Lightning stops after the batch's bookkeeping
 
 
 class RunFacts(L.Callback):
