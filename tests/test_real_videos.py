@@ -103,6 +103,39 @@ def test_backends_return_the_frames_of_a_full_decode_of_real_avis(name):
             assert min(near, key=lambda i: np.abs(expected[i] - frame).mean()) == index, backend
 
 
+@pytest.fixture
+def box_mp4(tmp_path) -> Path:
+    """OpenCV's box.mp4 (opencv-doc ships it gzipped): H.264 with B-frames stored with pts = dts, 456 packets of
+    which a full decode gives 455 frames, a header that says 456."""
+    import gzip
+    import shutil
+
+    packed = Path("/usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz")
+    assert packed.is_file(), f"{packed} missing: apt-get install opencv-doc (as .ci/run does)"
+    path = tmp_path / "box.mp4"
+    with gzip.open(packed) as source, path.open("wb") as target:
+        shutil.copyfileobj(source, target)
+    return path
+
+
+def test_a_complete_video_whose_last_packet_gives_no_frame_reads_to_its_last_frame(box_mp4):
+    count, expected = full_decode(box_mp4, keep={0, 1, 200, 453, 454})
+    assert count == 455
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        readers = {backend: open_video(box_mp4, backend) for backend in available_backends()}
+        open_video(box_mp4, "decord")
+    assert len([w for w in caught if str(box_mp4) in str(w.message)]) == 1  # once per file, not per open
+    for backend, reader in readers.items():
+        assert len(reader) == count, backend
+        frames = read_frames(reader, [0, 200, 454]).astype(int)
+        for frame, index in zip(frames, [0, 200, 454], strict=True):
+            assert np.abs(frame - expected[index]).max() == 0, backend
+    for full in (False, True):
+        check = check_video(str(box_mp4), 8, full=full)
+        assert (check.status, check.header_frames, check.frames) == ("header_overstates", 456, 455), full
+
+
 def test_a_header_that_overstates_the_frame_count_is_reported_and_the_true_count_used():
     path = opencv_sample("tree.avi")  # claims 444 frames, holds 68
     check = check_video(str(path), 8, full=True)

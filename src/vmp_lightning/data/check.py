@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vmp_lightning.data.datamodule import SPLITS, VideoDataModule
 from vmp_lightning.data.parallel import map_with_progress
-from vmp_lightning.data.video import VideoDecodeError, index_video, open_video, read_frames
+from vmp_lightning.data.video import VideoDecodeError, decodable_frames, index_video, open_video, read_frames
 
 #: Statuses that make a video unusable (the command exits with 1); ``header_overstates`` is only reported.
 PROBLEMS = ("missing", "empty", "unreadable", "damaged")
@@ -29,20 +29,6 @@ class VideoCheck:
     fps: float = 0.0
     size: str = ""
     first_error: str = ""
-
-
-def decodable_frames(path: str) -> tuple[int, str]:
-    """Frames a decode of every packet gives, and the first error (``frame N: reason``; '' when none)."""
-    import av
-
-    count, first_error = 0, ""
-    with av.open(path) as container:
-        for packet in container.demux(video=0):
-            try:
-                count += len(packet.decode())
-            except av.error.FFmpegError as error:
-                first_error = first_error or f"frame {count}: {error}"
-    return count, first_error
 
 
 def check_video(

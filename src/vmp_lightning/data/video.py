@@ -140,16 +140,33 @@ def _cached_index(path: str, size: int, mtime_ns: int) -> FrameIndex:
                     output_pts += [frame.pts for frame in packet.decode()]
                 except av.error.FFmpegError:  # damage is for the reads (and check-videos --full) to report
                     checking = False
-        reorders = bool(stream.codec_context.has_b_frames)
+        reorders, header_frames = bool(stream.codec_context.has_b_frames), int(stream.frames)
         untrusted = _distrust(pts, keyframe, reorders, output_pts[: ORDER_CHECK_PACKETS - MAX_REORDER])
-        return FrameIndex(
-            frames=len(pts),
-            header_frames=int(stream.frames),
-            fps=float(rate),
-            packet_pts=np.asarray([p if p is not None else -1 for p in pts], dtype=np.int64),
-            keyframe=np.asarray(keyframe, dtype=bool),
-            untrusted=untrusted,
-        )
+    # untrusted timestamps: reads count frames in a decode from the start, so the count is that decode's too (a
+    # packet may give no frame: OpenCV's box.mp4 has 456 packets and 455 frames)
+    frames = decodable_frames(path)[0] if untrusted and pts else len(pts)
+    return FrameIndex(
+        frames=frames,
+        header_frames=header_frames,
+        fps=float(rate),
+        packet_pts=np.asarray([p if p is not None else -1 for p in pts], dtype=np.int64),
+        keyframe=np.asarray(keyframe, dtype=bool),
+        untrusted=untrusted,
+    )
+
+
+def decodable_frames(path: str) -> tuple[int, str]:
+    """Frames a decode of every packet gives, and the first error (``frame N: reason``; '' when none)."""
+    import av
+
+    count, first_error = 0, ""
+    with av.open(path) as container:
+        for packet in container.demux(video=0):
+            try:
+                count += len(packet.decode())
+            except av.error.FFmpegError as error:
+                first_error = first_error or f"frame {count}: {error}"
+    return count, first_error
 
 
 def index_video(path: str | Path) -> FrameIndex:
@@ -294,11 +311,11 @@ def open_video(path: str | Path, backend: Backend = "decord", num_threads: int =
         index = index_video(path)
         reader = None if backend == "pyav" or index.untrusted else _READERS[backend](path, num_threads)
         if reader is not None and len(reader) != index.frames:
-            _warn_once(f"{path}: {backend} counts {len(reader)} frames, a full decode {index.frames}: PyAV decodes it")
+            _warn_once(path, f"{backend} counts {len(reader)} frames, a full decode {index.frames}: PyAV decodes it")
             reader = None
         elif reader is None and backend != "pyav":
             __import__(BACKEND_MODULES[backend])  # not opened for this file, but asked for: it must be installed
-            _warn_once(f"{path}: {index.untrusted}: {backend} would return wrong frames, so PyAV decodes this video")
+            _warn_once(path, f"{index.untrusted}: {backend} would return wrong frames, so PyAV decodes this video")
         if reader is None:
             reader = PyAVReader(path, num_threads, index)
     except ImportError as error:
@@ -310,9 +327,14 @@ def open_video(path: str | Path, backend: Backend = "decord", num_threads: int =
     return reader
 
 
-@functools.lru_cache(maxsize=1024)
-def _warn_once(message: str) -> None:
-    warnings.warn(message, stacklevel=3)
+_WARNED: set[str] = set()
+
+
+def _warn_once(path: str, message: str) -> None:
+    """One warning per file (and process), whatever the message says."""
+    if path not in _WARNED:
+        _WARNED.add(path)
+        warnings.warn(f"{path}: {message}", stacklevel=3)
 
 
 def read_frames(reader: VideoReader, indices) -> np.ndarray:
