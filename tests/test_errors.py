@@ -84,6 +84,9 @@ def test_a_negative_lambda_v_names_the_setting(capsys):
         ('--model.init_args.normalization={"mean": [0.45, 0.45], "std": [0.2, 0.2, 0.2]}', "mean needs one value per"),
         ("--data.init_args.stride=0", "data.frames_per_clip and data.stride must be >= 1"),
         ("--model.init_args.vmp_sites=[slow]", "vmp_sites must be a non-empty subset of ['input']"),
+        ("--data.init_args.num_classes=0", "data.num_classes must be in [2, 8], got 0"),
+        ("--data.init_args.batch_size=0", "need data.batch_size >= 1"),
+        ("--data.init_args.crop_size=300", "need 0 < data.crop_size <= data.short_side[0]"),
     ],
 )
 def test_bad_values_are_one_line_at_start(synthetic_root, tmp_path, capsys, setting, message):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vmp_lightning.data.video import VideoRecord
-from vmp_lightning.errors import UserError
+from vmp_lightning.errors import ConfigError, UserError
 
 
 class DatasetLayoutError(UserError, FileNotFoundError):
@@ -74,7 +74,7 @@ def hold_out_validation(
     that has two or more, never a class's last training video. The test list is never touched: model selection
     stays off the test data."""
     if not 0 <= fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
+        raise ConfigError(f"data.val_fraction must be in [0, 1), got {fraction}")
     by_class: dict[int, list[VideoRecord]] = {}
     for record in sorted(train, key=lambda r: r.video_id):
         by_class.setdefault(record.label, []).append(record)

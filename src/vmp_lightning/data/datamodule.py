@@ -75,6 +75,12 @@ class VideoDataModule(L.LightningDataModule):
         super().__init__()
         if frames_per_clip < 1 or stride < 1:
             raise ConfigError(f"data.frames_per_clip and data.stride must be >= 1, got {frames_per_clip} and {stride}")
+        if not 0 < crop_size <= short_side[0] <= short_side[1]:
+            raise ConfigError(
+                f"need 0 < data.crop_size <= data.short_side[0] <= data.short_side[1], got {crop_size}, {short_side}"
+            )
+        if batch_size < 1 or num_workers < 0:
+            raise ConfigError(f"need data.batch_size >= 1 and data.num_workers >= 0, got {batch_size}, {num_workers}")
         if test_clips < 1 or test_crops not in (1, 3):
             raise ConfigError(
                 f"need data.test_clips >= 1 and data.test_crops 1 or 3, got {test_clips} and {test_crops}"

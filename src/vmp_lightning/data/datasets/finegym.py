@@ -22,6 +22,7 @@ from vmp_lightning.data.annotations import (
 from vmp_lightning.data.datamodule import AnnotatedDataModule
 from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report, cut_queued
 from vmp_lightning.data.video import VideoRecord
+from vmp_lightning.errors import ConfigError
 
 FINEGYM_LAYOUT = """  <root>/annotations/gym99_train_element_v1.1.txt, gym99_val_element.txt  ("<subaction id> <label>")
   <root>/annotations/gym288_train_element_v1.1.txt, gym288_val_element.txt  (for subset gym288)
@@ -74,7 +75,7 @@ def read_finegym(root: str | Path, subset: str = "gym99", val_fraction: float = 
     validation list (FineGym publishes no test labels; the paper reports it); validation on ``val_fraction`` of each
     class's training clips (`hold_out_validation`; 0: no validation), never the list it is tested on."""
     if subset not in FINEGYM_LISTS:
-        raise ValueError(f"FineGym subset must be one of {sorted(FINEGYM_LISTS)}, got {subset!r}")
+        raise ConfigError(f"data.subset: FineGym subset must be one of {sorted(FINEGYM_LISTS)}, got {subset!r}")
     root = Path(root)
     train_name, val_name, num_classes = FINEGYM_LISTS[subset]
     annotations = root / "annotations"

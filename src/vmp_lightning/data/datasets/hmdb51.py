@@ -18,6 +18,7 @@ from vmp_lightning.data.annotations import (
 from vmp_lightning.data.datamodule import AnnotatedDataModule
 from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report, cut_queued
 from vmp_lightning.data.video import VideoRecord
+from vmp_lightning.errors import ConfigError
 
 HMDB51_LAYOUT = """  <root>/videos/<class>/<video>.avi          (51 class folders, from hmdb51_org.rar)
   <root>/splits/<class>_test_split<1|2|3>.txt (from test_train_splits.rar; lines "<video>.avi <0|1|2>",
@@ -30,7 +31,7 @@ def read_hmdb51(root: str | Path, split: int = 1, val_fraction: float = 0.1, val
     of each class's training videos is held out for it (`hold_out_validation`; 0: no validation), never the test
     list. Notes name the classes whose train / test counts differ from the official 70 / 30."""
     if split not in (1, 2, 3):
-        raise ValueError(f"HMDB-51 split must be 1, 2 or 3, got {split}")
+        raise ConfigError(f"data.split: HMDB-51 split must be 1, 2 or 3, got {split}")
     root = Path(root)
     require({"dataset root": root, "videos folder": root / "videos", "splits folder": root / "splits"}, HMDB51_LAYOUT)
     files = sorted((root / "splits").glob(f"*_test_split{split}.txt"))

@@ -26,6 +26,7 @@ from filelock import FileLock
 from vmp_lightning.data.datamodule import SPLITS, VideoDataModule
 from vmp_lightning.data.parallel import map_with_progress
 from vmp_lightning.data.video import VideoRecord, atomic_write, write_video
+from vmp_lightning.errors import ConfigError
 
 #: Motion name -> direction (dx, dy) per frame, scaled by the speed. "Oscillate" classes move back and forth.
 MOTIONS: dict[str, tuple[float, float]] = {
@@ -58,13 +59,13 @@ class SyntheticMotionSpec:
 
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= len(MOTIONS):
-            raise ValueError(f"num_classes must be in [2, {len(MOTIONS)}], got {self.num_classes}")
+            raise ConfigError(f"data.num_classes must be in [2, {len(MOTIONS)}], got {self.num_classes}")
         if self.video_size % 2 or self.video_size < 2 * self.object_size:
-            raise ValueError(
-                f"video_size must be even and at least twice object_size, got {self.video_size}, {self.object_size}"
+            raise ConfigError(
+                f"data.video_size must be even and >= 2 x data.object_size, got {self.video_size}, {self.object_size}"
             )
         if len(self.videos_per_class) != 3 or min(self.videos_per_class) < 1:
-            raise ValueError(f"videos_per_class needs 3 positive counts (train, val, test): {self.videos_per_class}")
+            raise ConfigError(f"data.videos_per_class needs 3 counts >= 1 (train, val, test): {self.videos_per_class}")
 
     @property
     def class_names(self) -> list[str]:
