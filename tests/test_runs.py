@@ -89,11 +89,12 @@ def test_a_run_killed_mid_epoch_with_loader_workers_resumes_to_the_same_weights(
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_process_group_saves_the_step_and_resumes_each_batch_once(
-    synthetic_root, tmp_path, uninterrupted
+@pytest.mark.parametrize(("signal", "exit_code"), [("SIGTERM", 143), ("SIGINT", 1)])
+def test_sigterm_or_ctrl_c_to_the_process_group_saves_the_step_and_resumes_each_batch_once(
+    synthetic_root, tmp_path, uninterrupted, signal, exit_code
 ):
-    stopped, run = stop_and_resume(synthetic_root, tmp_path, epoch=1, batch=3, signal="SIGTERM", group=True)
-    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    stopped, run = stop_and_resume(synthetic_root, tmp_path, epoch=1, batch=3, signal=signal, group=True)
+    assert stopped.returncode == exit_code, stopped.stderr[-2000:]
     assert "resume with: vmp-lightning fit" in stopped.stderr and "DataLoader worker" not in stopped.stderr
     # the stopped run finished batch 3 and saved; the resumed one went on at batch 4: each batch trained once
     assert read_trace(tmp_path / "trace.jsonl") == read_trace(uninterrupted / "trace.jsonl")

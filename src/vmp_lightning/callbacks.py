@@ -77,27 +77,38 @@ class BatchSeeding(L.Callback):
 
 
 class Preemption(L.Callback):
-    """SIGTERM (SLURM's preemption or time limit, sent to every process of the job) stops a fit after the current
-    batch, at the same step on every process, where `LatestCheckpoint` saves it. The handler only notes the signal;
-    at each batch end the processes agree (one reduction under DDP) and only then is Lightning told, which stops
-    every rank at once. Lightning's own handler broadcasts from inside the signal handler, which breaks the
-    collective it interrupts (gloo aborts) and lets a rank stop alone."""
+    """SIGTERM (SLURM's preemption or time limit, sent to every process of the job) and a first Ctrl-C stop a fit
+    between two batches, at the same step on every process, where `LatestCheckpoint` saves it: resumed, the run
+    ends as if never stopped. The handler only notes the signal; at each batch end the processes agree (one
+    reduction under DDP) and the next batch start stops (`SIGTERMException`: exit 143; `KeyboardInterrupt`: exit 1).
+    A second Ctrl-C stops at once. Lightning's own SIGTERM handler broadcasts from inside the signal handler, which
+    breaks the collective it interrupts (gloo aborts) and lets a rank stop alone."""
 
     def __init__(self) -> None:
-        self.signalled = False
+        self.noted = self.agreed = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.signalled = False
-        if threading.current_thread() is threading.main_thread():  # replaces Lightning's; it restores the original
+        self.noted = self.agreed = 0
+        if threading.current_thread() is threading.main_thread():  # Lightning restores the originals at teardown
             signal.signal(signal.SIGTERM, self._note)
+            signal.signal(signal.SIGINT, self._note)
 
     def _note(self, signum: int, frame: Any) -> None:
-        self.signalled = True
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: KeyboardInterrupt now
+        self.noted = self.noted or int(signum)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        if trainer.strategy.reduce_boolean_decision(self.signalled, all=False):
-            rank_zero_info("SIGTERM: stopping after this batch")
-            trainer._signal_connector.received_sigterm = True  # Lightning stops after the batch's bookkeeping
+        noted = torch.tensor(float(self.noted), device=pl_module.device)
+        self.agreed = int(trainer.strategy.reduce(noted, reduce_op="max").item())
+        if self.agreed:
+            rank_zero_info(f"{signal.Signals(self.agreed).name}: stopping after this batch")
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self.agreed == signal.SIGTERM:
+            raise SIGTERMException
+        if self.agreed == signal.SIGINT:
+            raise KeyboardInterrupt
 
 
 class RunFacts(L.Callback):

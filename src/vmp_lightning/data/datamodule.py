@@ -149,7 +149,7 @@ class VideoDataModule(L.LightningDataModule):
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            worker_init_fn=leave_sigterm_to_the_main_process,
+            worker_init_fn=leave_signals_to_the_main_process,
             **order,
         )
 
@@ -184,10 +184,12 @@ def resume_position(trainer: L.Trainer | None) -> tuple[int, int]:
     return epochs.processed, trainer.fit_loop.epoch_loop.batch_progress.current.completed if mid_epoch else 0
 
 
-def leave_sigterm_to_the_main_process(worker_id: int) -> None:
-    """A loader worker ignores SIGTERM: SLURM signals every process of a job, and a worker that died first would
-    turn a preemption the main process saves and exits from into a crash. It still stops with its loader."""
+def leave_signals_to_the_main_process(worker_id: int) -> None:
+    """A loader worker ignores SIGTERM and SIGINT: SLURM signals every process of a job, a terminal's Ctrl-C the
+    whole process group, and a worker that died first would turn the stop the main process saves into a crash.
+    Workers still stop with their loader."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class AnnotatedDataModule(VideoDataModule):
