@@ -71,6 +71,8 @@ bench: install
 	$(BIN)/python benchmarks/backbone_overhead.py
 	$(BIN)/python benchmarks/lightning_overhead.py
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/resume_matrix.py
+	$(BIN)/python benchmarks/cut_seek.py
 
 # On a machine with a GPU: step time and peak memory with and without VMPs (benchmarks/results/gpu_step.md).
 bench-gpu: install

@@ -67,3 +67,34 @@ def test_synthetic_generation_in_parallel_writes_the_same_bytes(tmp_path):
 
 def square(x: int) -> int:
     return x * x
+
+
+def test_a_cut_seeks_to_the_key_frame_before_it_and_gives_the_full_decodes_frames(tmp_path, monkeypatch):
+    """A long-GOP video with B-frames: a cut near the end decodes from the last key frame before it (not from
+    frame 0) and its frames are the full decode's at the same indices, near the start and near the end."""
+    import numpy as np
+
+    from helpers import full_decode
+    from vmp_lightning.data import write_video
+    from vmp_lightning.data.video import PyAVReader
+
+    blocks = np.random.default_rng(0).integers(0, 256, size=(150, 4, 8, 3), dtype=np.uint8)
+    video = blocks.repeat(8, axis=1).repeat(8, axis=2)  # 150 frames of 8 x 8 blocks: each frame unlike the others
+    source = tmp_path / "long_gop.mp4"
+    write_video(source, video, fps=25, gop=50)
+    expected = full_decode(source)
+    reader = PyAVReader(str(source), num_threads=1)
+    starts: list[int] = []
+    decoded = reader._decoded
+    monkeypatch.setattr(reader, "_decoded", lambda packet: starts.append(packet) or decoded(packet))
+    for first, last in [(3, 20), (120, 149)]:
+        frames = list(reader.iter_frames(first, last))
+        assert [n for n, _ in frames] == list(range(first, last + 1))
+        np.testing.assert_array_equal(
+            np.stack([f.to_ndarray(format="rgb24") for _, f in frames]), expected[first : last + 1]
+        )
+    assert starts[0] == 0 and reader.index.keyframe[starts[1]] and 100 <= reader.index.frame_of_packet[starts[1]] <= 120
+    assert cut_clip(source, tmp_path / "end.mp4", 120, 149, short_side=None) == 30
+    cut = full_decode(tmp_path / "end.mp4").astype(float)  # re-encoded: each frame nearest to its own
+    nearest = [int(np.abs(expected.astype(float) - frame).mean(axis=(1, 2, 3)).argmin()) for frame in cut]
+    assert nearest == list(range(120, 150))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vmp_lightning.data.parallel import map_with_progress
-from vmp_lightning.data.video import VideoDecodeError, VideoWriter, atomic_write
+from vmp_lightning.data.video import PyAVReader, VideoDecodeError, VideoWriter, atomic_write
 
 
 @dataclass(frozen=True)
@@ -69,27 +69,21 @@ def cut_clip(
     written = 0
     with atomic_write(target) as partial:
         try:
-            with av.open(str(source)) as container:
-                stream = container.streams.video[0]
-                fps = float(stream.average_rate or 25)
-                writer = None
-                for index, frame in enumerate(container.decode(stream)):
-                    if index < start_frame:
-                        continue
-                    if end_frame is not None and index > end_frame:
-                        break
-                    rgb = frame.to_ndarray(format="rgb24")
-                    height, width = _resized(*rgb.shape[:2], short_side)
-                    if (height, width) != rgb.shape[:2]:
-                        tensor = torch.from_numpy(rgb).permute(2, 0, 1)
-                        rgb = F.resize(tensor, [height, width], antialias=True).permute(1, 2, 0).numpy()
-                    if writer is None:
-                        writer = VideoWriter(partial, width, height, fps, crf=crf, gop=gop)
-                    writer.write(np.ascontiguousarray(rgb))
-                    written += 1
-                if writer is not None:
-                    writer.close()
-        except av.error.FFmpegError as error:
+            reader = PyAVReader(str(source), num_threads=0)  # FFmpeg's own thread count: one cut per process
+            writer = None
+            for _, frame in reader.iter_frames(start_frame, end_frame):
+                rgb = frame.to_ndarray(format="rgb24")
+                height, width = _resized(*rgb.shape[:2], short_side)
+                if (height, width) != rgb.shape[:2]:
+                    tensor = torch.from_numpy(rgb).permute(2, 0, 1)
+                    rgb = F.resize(tensor, [height, width], antialias=True).permute(1, 2, 0).numpy()
+                if writer is None:
+                    writer = VideoWriter(partial, width, height, reader.fps, crf=crf, gop=gop)
+                writer.write(np.ascontiguousarray(rgb))
+                written += 1
+            if writer is not None:
+                writer.close()
+        except (av.error.FFmpegError, ValueError) as error:
             raise VideoDecodeError(f"{source}: cannot decode ({error})") from error
         if written == 0:
             raise VideoDecodeError(f"{source}: no frames in [{start_frame}, {end_frame}]")

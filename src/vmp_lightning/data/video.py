@@ -15,11 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from vmp_lightning.errors import UserError
+
+if TYPE_CHECKING:
+    import av
 
 Backend = Literal["decord", "pyav", "torchcodec"]
 BACKENDS: tuple[str, ...] = ("decord", "pyav", "torchcodec")
@@ -217,15 +220,47 @@ class PyAVReader(VideoReader):
         for packet in self._container.demux(self._stream):
             yield from packet.decode()
 
-    def _by_timestamp(self, wanted: set[int]) -> dict[int, np.ndarray] | None:
-        index = self.index
-        first = min(wanted)
-        earliest_packet = index.packet_of_frame[sorted(wanted)].min()
+    def _key_packet_before(self, frames: list[int]) -> int:
+        """The last key frame a decode of ``frames`` can start from (trusted timestamps): in file order before all
+        of their packets, and not itself shown after the first of them."""
+        index, first = self.index, min(frames)
+        earliest_packet = index.packet_of_frame[frames].min()
         keys = [k for k in np.flatnonzero(index.keyframe[: earliest_packet + 1]) if index.frame_of_packet[k] <= first]
-        frame_of_pts = index.frame_of_pts
+        return int(keys[-1]) if keys else 0
+
+    def iter_frames(self, first: int, last: int | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Frames ``first .. last`` (inclusive; None: to the end) of a full decode as ``(number, frame)``, decoded
+        from the key frame before ``first`` where the timestamps are trusted (a cut 50 minutes into a broadcast
+        decodes seconds, not the 50 minutes before it); a frame out of the promised order falls back to counting
+        from the start, going on after the last frame given."""
+        last = self.index.frames - 1 if last is None else min(last, self.index.frames - 1)
+        wanted = first  # the next frame to give
+        if not self.index.untrusted and first > 0:
+            frame_of_pts = self.index.frame_of_pts
+            previous = -1
+            for frame in self._decoded(self._key_packet_before([first])):
+                number = frame_of_pts.get(frame.pts)
+                if number is None or (number != previous + 1 if previous >= 0 else number > first):
+                    break  # not the order the timestamps promised, or a frame skipped: count instead
+                previous = number
+                if number == wanted:
+                    yield number, frame
+                    wanted += 1
+                    if wanted > last:
+                        return
+        for number, frame in enumerate(self._decoded(0)):
+            if number > last:
+                return
+            if number >= wanted:
+                yield number, frame
+                wanted += 1
+
+    def _by_timestamp(self, wanted: set[int]) -> dict[int, np.ndarray] | None:
+        first = min(wanted)
+        frame_of_pts = self.index.frame_of_pts
         found: dict[int, np.ndarray] = {}
         previous = -1
-        for frame in self._decoded(int(keys[-1]) if keys else 0):
+        for frame in self._decoded(self._key_packet_before(sorted(wanted))):
             number = frame_of_pts.get(frame.pts)
             if number is None or number <= previous or (previous < 0 and number > first):
                 return None  # not the order the timestamps promised, or the seek went too far: count instead
