@@ -9,7 +9,6 @@ from helpers import SMALL, brightness_index, ramp_video
 from vmp_lightning.data import (
     DatasetLayoutError,
     MPIICooking2DataModule,
-    VideoListDataModule,
     open_video,
     read_frames,
     read_mpii_cooking2,
@@ -30,6 +29,8 @@ def mpii(tmp_path):
     rows = [  # file, start, end, activity
         ("s08-d02-cam-002", 5, 16, "cut dice"),
         ("s08-d02-cam-002", 20, 31, "peel"),
+        ("s08-d02-cam-002", 5, 12, "peel"),  # the same start frame as the first: another clip
+        ("s08-d02-cam-002", 20, 31, "peel"),  # an exact repeat: read once
         ("s08-d02-cam-001", 5, 16, "peel"),  # another camera: not used
         ("s09-d03-cam-002", 10, 21, "background activity"),  # not an attribute: not a class
         ("s10-d04-cam-002", 30, 41, "cut dice"),
@@ -53,11 +54,13 @@ def test_mpii_cooking2_reads_the_v73_annotation(mpii):
     assert annotations.class_names == ["cut dice", "peel"]
     train = annotations.splits["train"]
     assert [(r.video_id, r.label, r.start_frame, r.end_frame) for r in train] == [
-        ("s08-d02-cam-002_5", 0, 5, 16),
-        ("s08-d02-cam-002_20", 1, 20, 31),
+        ("s08-d02-cam-002_5-16_cut_dice", 0, 5, 16),
+        ("s08-d02-cam-002_20-31_peel", 1, 20, 31),
+        ("s08-d02-cam-002_5-12_peel", 1, 5, 12),
     ]
-    assert [r.video_id for r in annotations.splits["val"]] == ["s10-d04-cam-002_30"]
-    assert [r.video_id for r in annotations.splits["test"]] == ["s11-d05-cam-002_0"]
+    assert [r.video_id for r in annotations.splits["val"]] == ["s10-d04-cam-002_30-41_cut_dice"]
+    assert [r.video_id for r in annotations.splits["test"]] == ["s11-d05-cam-002_0-11_peel"]
+    assert any("1 annotations repeat another exactly" in n for n in annotations.notes)
     assert any("s12-d06-cam-002 has no annotated activity" in n for n in annotations.notes)
     assert any("s09-d03-cam-002 has no annotated activity" in n for n in annotations.notes)
 
@@ -78,26 +81,18 @@ def test_mpii_cooking2_missing_annotation_is_named(mpii):
         read_mpii_cooking2(mpii)
 
 
-def test_prepare_mpii_cooking2_then_read_as_lists(mpii, tmp_path):
-    out = tmp_path / "mpii_clips"
+def test_prepare_mpii_cooking2_writes_a_root_the_data_module_reads_with_the_same_frames(mpii, tmp_path):
+    out = tmp_path / "mpii_prepared"
     report = prepare_mpii_cooking2(mpii, out, short_side=None, gop=4)
-    assert report.written == 4 and not report.problems
-    assert (out / "classes.txt").read_text().split("\n")[:2] == ["cut dice", "peel"]
-    assert (out / "train.txt").read_text().splitlines() == [
-        "clips/train/cut_dice/s08-d02-cam-002_5.mp4 0",
-        "clips/train/peel/s08-d02-cam-002_20.mp4 1",
+    assert report.written == 3 and not report.problems  # the annotated videos of the camera that a list names
+    assert sorted(p.name for p in (out / "videos").iterdir()) == [
+        "s08-d02-cam-002.mp4",
+        "s10-d04-cam-002.mp4",
+        "s11-d05-cam-002.mp4",
     ]
-    clip = out / "clips" / "train" / "peel" / "s08-d02-cam-002_20.mp4"
-    reader = open_video(clip)
-    assert len(reader) == 12
-    assert brightness_index(torch.from_numpy(read_frames(reader, [0, 11])), step=4) == [20, 31]
-    module = VideoListDataModule(
-        train_list=str(out / "train.txt"),
-        val_list=str(out / "val.txt"),
-        test_list=str(out / "test.txt"),
-        root=str(out),
-        classes=str(out / "classes.txt"),
-        **SMALL,
-    )
-    module.setup()
-    assert module.class_names == ["cut dice", "peel"] and len(module.records["test"]) == 1
+    original, prepared = read_mpii_cooking2(mpii), read_mpii_cooking2(out)
+    assert [r.video_id for r in prepared.splits["train"]] == [r.video_id for r in original.splits["train"]]
+    record = prepared.splits["train"][1]
+    assert record.path.endswith(".mp4") and (record.start_frame, record.end_frame) == (20, 31)
+    frames = read_frames(open_video(record.path), [record.start_frame, record.end_frame])
+    assert brightness_index(torch.from_numpy(frames), step=4) == [20, 31]  # the official frame numbers

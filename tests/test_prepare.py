@@ -40,7 +40,12 @@ def test_prepare_command_runs_the_datasets_step(tmp_path, capsys):
     (root / "splits").mkdir(parents=True)
     (root / "splits" / "wave_test_split1.txt").write_text("wave_0.avi 1\n")
     main(["prepare", "hmdb51", "--root", str(root), "--out", str(tmp_path / "out"), "--short-side", "0", "--gop", "4"])
-    assert "written 1, already there 0, problems 0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "written 1, already there 0, problems 0" in out
+    assert (
+        f"next: vmp-lightning check-videos --config configs/data/hmdb51.yaml --data.init_args.root {tmp_path / 'out'}"
+        in out
+    )
     assert len(open_video(tmp_path / "out" / "videos" / "wave" / "wave_0.mp4")) == 12
 
 

@@ -29,6 +29,7 @@ def prepare(argv: list[str]) -> None:
     options = {"short_side": args.short_side or None, "gop": args.gop, "workers": args.workers}
     report = command.run(args, options)
     print(report.summary())
+    print(f"next: {command.next_step(args)}")
     if report.problems:
         sys.exit(1)
 

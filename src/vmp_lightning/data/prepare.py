@@ -30,6 +30,7 @@ class PrepareCommand:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace, dict], PrepareReport]  # (arguments, shared options: short_side, gop)
+    next_step: Callable[[argparse.Namespace], str]  # what to run once it is done
 
 
 @dataclass

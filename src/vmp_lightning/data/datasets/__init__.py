@@ -17,7 +17,10 @@ from vmp_lightning.lazy import lazy_exports
 PREPARE_INDEX = {
     "finegym": ("finegym", "cut sub-action clips from the raw videos"),
     "hmdb51": ("hmdb51", "re-encode all videos densely key-framed, rewrite the split files"),
-    "mpii-cooking2": ("mpii_cooking2", "cut each annotated activity into its own clip"),
+    "mpii-cooking2": (
+        "mpii_cooking2",
+        "re-encode the annotated videos (smaller, short GOPs) into a root the data module reads",
+    ),
 }
 
 _WHERE = {

@@ -162,6 +162,10 @@ PREPARE = PrepareCommand(
     "cut sub-action clips from the raw videos",
     _prepare_arguments,
     lambda args, options: prepare_finegym(args.annotation, args.videos, args.root, args.subset, **options),
+    lambda args: (
+        f"vmp-lightning check-videos --config configs/data/finegym.yaml --data.init_args.root {args.root}; "
+        "the manifests read DATA_ROOT/finegym"
+    ),
 )
 
 

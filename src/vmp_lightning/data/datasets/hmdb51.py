@@ -92,6 +92,10 @@ PREPARE = PrepareCommand(
     "re-encode all videos densely key-framed, rewrite the split files",
     _prepare_arguments,
     lambda args, options: prepare_hmdb51(args.root, args.out, **options),
+    lambda args: (
+        f"vmp-lightning check-videos --config configs/data/hmdb51.yaml --data.init_args.root {args.out}; "
+        "the manifests read DATA_ROOT/hmdb51"
+    ),
 )
 
 
