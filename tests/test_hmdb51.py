@@ -98,3 +98,53 @@ def test_prepare_with_workers_writes_what_serial_preparation_writes(hmdb, tmp_pa
         else:
             a, b = full_decode(one).astype(int), full_decode(two).astype(int)
             assert a.shape == b.shape and np.abs(a - b).mean() < 1.0
+
+
+#: Real HMDB-51 file names carry these characters (e.g. "#20_Rhythm_clap_u_nm_np1_fr_goo_0.avi").
+ODD_NAMES = ["#20_Rhythm_clap!_u_nm_np1_fr_goo_0", "Pirates_(Cut)_[HD]_&_more;_1+1_wave_f_cm_np1_ri_med_1"]
+
+
+@pytest.fixture
+def hmdb_as_unpacked(tmp_path):
+    """HMDB-51 as its archives unpack: hmdb51_org/<class>/ and testTrainMulti_7030_splits/, odd file names."""
+    root = tmp_path / "hmdb51 official"
+    for name in ("clap", "wave"):
+        lines = []
+        for i, stem in enumerate(ODD_NAMES):
+            ramp_video(root / "hmdb51_org" / name / f"{stem}_{name}.avi", frames=12)
+            lines.append(f"{stem}_{name}.avi {1 + i}")
+        (root / "testTrainMulti_7030_splits").mkdir(parents=True, exist_ok=True)
+        (root / "testTrainMulti_7030_splits" / f"{name}_test_split1.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_hmdb51_reads_the_official_folders_as_they_unpack(hmdb_as_unpacked, tmp_path):
+    annotations = read_hmdb51(hmdb_as_unpacked, split=1, val_fraction=0)
+    assert annotations.class_names == ["clap", "wave"] and not annotations.missing
+    assert [r.video_id for r in annotations.splits["test"]] == [
+        f"clap/{ODD_NAMES[1]}_clap",
+        f"wave/{ODD_NAMES[1]}_wave",
+    ]
+    report = prepare_hmdb51(hmdb_as_unpacked, tmp_path / "prepared", short_side=None, gop=4)
+    assert report.written == 4 and not report.problems
+    assert read_hmdb51(tmp_path / "prepared", split=1, val_fraction=0).splits.keys() == annotations.splits.keys()
+    from vmp_lightning.cli import build_cli
+
+    args = ["fit", "--data=vmp_lightning.data.HMDB51DataModule", f"--data.root={hmdb_as_unpacked}", "--data.split=1"]
+    args += ["--data.val_fraction=0", "--data.crop_size=32", "--data.short_side=[32,36]", "--data.stride=1"]
+    args += ["--data.batch_size=2", "--data.num_workers=0", "--trainer.fast_dev_run=1", "--trainer.logger=false"]
+    cli = build_cli([*args, f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false"])
+    assert cli.trainer.global_step == 1
+    from vmp_lightning.data.check import check_datamodule
+
+    assert [c.status for c in check_datamodule(cli.datamodule)] == ["ok"] * 4
+
+
+def test_class_archives_left_packed_are_named_with_the_command_that_unpacks_them(hmdb_as_unpacked):
+    (hmdb_as_unpacked / "hmdb51_org" / "chew.rar").write_bytes(b"Rar!\x1a\x07\x01\x00" + bytes(64))
+    (hmdb_as_unpacked / "hmdb51_org" / "notes.rar").write_bytes(b"not an archive")  # not a RAR: not named
+    with pytest.raises(DatasetLayoutError) as error:
+        read_hmdb51(hmdb_as_unpacked)
+    message = str(error.value)
+    assert "holds 1 unextracted RAR archives (chew.rar)" in message and "notes.rar" not in message
+    assert 'for f in *.rar; do unrar x -o- "$f"' in message

@@ -20,9 +20,40 @@ from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_r
 from vmp_lightning.data.video import VideoRecord
 from vmp_lightning.errors import ConfigError
 
-HMDB51_LAYOUT = """  <root>/videos/<class>/<video>.avi          (51 class folders, from hmdb51_org.rar)
+HMDB51_LAYOUT = """  <root>/videos/<class>/<video>.avi          (51 class folders: hmdb51_org.rar and the class .rar
+                                               files in it, extracted; or under its name hmdb51_org/)
   <root>/splits/<class>_test_split<1|2|3>.txt (from test_train_splits.rar; lines "<video>.avi <0|1|2>",
-                                               1 = train, 2 = test, 0 = unused)"""
+                                               1 = train, 2 = test, 0 = unused; or testTrainMulti_7030_splits/)"""
+#: The folders' names in the project's layout and as the official archives unpack.
+HMDB51_FOLDERS = {"videos": ("videos", "hmdb51_org"), "splits": ("splits", "testTrainMulti_7030_splits")}
+RAR_SIGNATURE = b"Rar!\x1a\x07"
+
+
+def hmdb51_folder(root: Path, which: str) -> Path:
+    """``root``'s videos or splits folder, under the project's name or the official one (the project's when
+    neither exists, for the layout error)."""
+    names = HMDB51_FOLDERS[which]
+    return next((root / name for name in names if (root / name).is_dir()), root / names[0])
+
+
+def _starts_with(path: Path, signature: bytes) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(len(signature)) == signature
+
+
+def refuse_unextracted_archives(videos: Path) -> None:
+    """The class archives inside hmdb51_org.rar left packed: name them and the command that unpacks them (no RAR
+    reader installs from the package registries without a non-free unrar)."""
+    packed = sorted(p.name for p in videos.glob("*.rar") if _starts_with(p, RAR_SIGNATURE))
+    if packed:
+        raise DatasetLayoutError(
+            f"{videos} holds {len(packed)} unextracted RAR archives ({', '.join(packed[:3])}"
+            f"{', ...' if len(packed) > 3 else ''}): unpack them in place with\n"
+            f'  cd {videos} && for f in *.rar; do unrar x -o- "$f" && rm "$f"; done\n'
+            f"(unrar, or 7z x, or bsdtar -xf), then run this again\nexpected layout:\n{HMDB51_LAYOUT}"
+        )
+
+
 HMDB51_CLIPS_PER_CLASS = {"train": 70, "test": 30}
 
 
@@ -33,16 +64,18 @@ def read_hmdb51(root: str | Path, split: int = 1, val_fraction: float = 0.1, val
     if split not in (1, 2, 3):
         raise ConfigError(f"data.split: HMDB-51 split must be 1, 2 or 3, got {split}")
     root = Path(root)
-    require({"dataset root": root, "videos folder": root / "videos", "splits folder": root / "splits"}, HMDB51_LAYOUT)
-    files = sorted((root / "splits").glob(f"*_test_split{split}.txt"))
+    videos, split_folder = hmdb51_folder(root, "videos"), hmdb51_folder(root, "splits")
+    require({"dataset root": root, "videos folder": videos, "splits folder": split_folder}, HMDB51_LAYOUT)
+    refuse_unextracted_archives(videos)
+    files = sorted(split_folder.glob(f"*_test_split{split}.txt"))
     if not files:
-        raise DatasetLayoutError(f"no *_test_split{split}.txt in {root / 'splits'}\nexpected layout:\n{HMDB51_LAYOUT}")
+        raise DatasetLayoutError(f"no *_test_split{split}.txt in {split_folder}\nexpected layout:\n{HMDB51_LAYOUT}")
     class_names = sorted(f.name[: -len(f"_test_split{split}.txt")] for f in files)
     splits: dict[str, list[VideoRecord]] = {"train": [], "test": []}
     notes = []
     for label, name in enumerate(class_names):
         counts = {"train": 0, "test": 0}
-        for number, line in enumerate((root / "splits" / f"{name}_test_split{split}.txt").read_text().splitlines(), 1):
+        for number, line in enumerate((split_folder / f"{name}_test_split{split}.txt").read_text().splitlines(), 1):
             if not line.strip():
                 continue
             parts = line.split()
@@ -54,7 +87,7 @@ def read_hmdb51(root: str | Path, split: int = 1, val_fraction: float = 0.1, val
                 continue
             which = "train" if parts[1] == "1" else "test"
             counts[which] += 1
-            path = root / "videos" / name / parts[0]
+            path = videos / name / parts[0]
             splits[which].append(VideoRecord(str(path), label, f"{name}/{Path(parts[0]).stem}"))
         if counts != HMDB51_CLIPS_PER_CLASS:
             notes.append(f"class {name}: {counts['train']} train / {counts['test']} test clips (official: 70 / 30)")
@@ -71,12 +104,12 @@ def prepare_hmdb51(root: str | Path, out: str | Path, **options) -> PrepareRepor
     that name them; ``out`` is then an HMDB-51 root for `HMDB51DataModule`."""
     root, out = Path(root), Path(out)
     report = PrepareReport(problems=[f"missing video {path}" for path in read_hmdb51(root, 1).missing])
-    videos = sorted((root / "videos").glob("*/*.avi"))
+    videos = sorted(hmdb51_folder(root, "videos").glob("*/*.avi"))
     for source in videos:
         cut_into_report(report, source, out / "videos" / source.parent.name / f"{source.stem}.mp4", 0, None)
     cut_queued(report, **options)
     (out / "splits").mkdir(parents=True, exist_ok=True)
-    for split_file in sorted((root / "splits").glob("*_test_split*.txt")):
+    for split_file in sorted(hmdb51_folder(root, "splits").glob("*_test_split*.txt")):
         lines = [line.replace(".avi", ".mp4") for line in split_file.read_text().splitlines()]
         (out / "splits" / split_file.name).write_text("\n".join(lines) + "\n")
     return report
