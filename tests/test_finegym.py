@@ -99,3 +99,35 @@ def test_finegym_reads_lists_and_categories(finegym):
         read_finegym(root)
     with pytest.raises(ValueError, match="subset"):
         read_finegym(root, "gym530")
+
+
+def test_finegym_lists_flat_as_downloaded_and_v1_0_are_read(finegym):
+    """The site serves the lists as single files: flat in the root; v1.0 training lists are read when there is no
+    v1.1, and v1.1 wins, with a note, when both are there."""
+    root, raw, info, ids = finegym
+    for path in (root / "annotations").iterdir():
+        path.rename(root / path.name)
+    (root / "annotations").rmdir()
+    report = prepare_finegym(info, raw, root, short_side=None, gop=4)
+    assert report.written == 3 and not report.problems
+    flat = read_finegym(root, val_fraction=0)
+    assert [r.video_id for r in flat.splits["train"]] == ids[:2] and flat.class_names[0] == "(VT) round-off, flic-flac"
+    (root / "gym99_train_element_v1.1.txt").rename(root / "gym99_train_element_v1.0.txt")
+    assert [r.video_id for r in read_finegym(root, val_fraction=0).splits["train"]] == ids[:2]
+    (root / "gym99_train_element_v1.1.txt").write_text(f"{ids[0]} 0\n")
+    both = read_finegym(root, val_fraction=0)
+    assert [r.video_id for r in both.splits["train"]] == ids[:1]
+    assert both.notes == ["gym99_train_element_v1.1.txt read, not gym99_train_element_v1.0.txt"]
+
+
+def test_finegym_without_lists_is_a_layout_report_from_prepare_too(finegym, capsys):
+    root, raw, info, _ = finegym
+    (root / "annotations" / "gym99_val_element.txt").unlink()
+    with pytest.raises(DatasetLayoutError, match=r"(?s)no gym99_train_element_v1.1.txt \(or v1.0\).*expected layout"):
+        prepare_finegym(info, raw, root)
+    from vmp_lightning.commands import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["prepare", "finegym", "--annotation", str(info), "--videos", str(raw), "--root", str(root)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err and "gym99_val_element.txt" in err

@@ -24,14 +24,33 @@ from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_r
 from vmp_lightning.data.video import VideoRecord
 from vmp_lightning.errors import ConfigError
 
-FINEGYM_LAYOUT = """  <root>/annotations/gym99_train_element_v1.1.txt, gym99_val_element.txt  ("<subaction id> <label>")
+FINEGYM_LAYOUT = """  <root>/annotations/gym99_train_element_v1.1.txt, gym99_val_element.txt  ("<subaction id> <label>";
+                    or v1.0: gym99_train_element_v1.0.txt; or the lists flat in <root> as downloaded)
   <root>/annotations/gym288_train_element_v1.1.txt, gym288_val_element.txt  (for subset gym288)
   <root>/annotations/gym99_categories.txt | gym288_categories.txt          (optional: class names)
   <root>/subactions/<subaction id>.mp4   (cut by `vmp-lightning prepare finegym`)"""
-FINEGYM_LISTS = {
-    "gym99": ("gym99_train_element_v1.1.txt", "gym99_val_element.txt", 99),
-    "gym288": ("gym288_train_element_v1.1.txt", "gym288_val_element.txt", 288),
-}
+FINEGYM_CLASSES = {"gym99": 99, "gym288": 288}
+FINEGYM_VERSIONS = ("1.1", "1.0")  # of the training lists, the first found is read
+
+
+def finegym_lists(root: Path, subset: str) -> tuple[Path, Path, list[str]]:
+    """The training and validation lists of ``subset`` in ``root/annotations/`` or flat in ``root`` (as the site
+    serves them), the v1.1 training list where there is one, else v1.0; and a note when both are there."""
+    if subset not in FINEGYM_CLASSES:
+        raise ConfigError(f"data.subset: FineGym subset must be one of {sorted(FINEGYM_CLASSES)}, got {subset!r}")
+    for folder in (root / "annotations", root):
+        trains = [folder / f"{subset}_train_element_v{version}.txt" for version in FINEGYM_VERSIONS]
+        found, val = [t for t in trains if t.is_file()], folder / f"{subset}_val_element.txt"
+        if found and val.is_file():
+            notes = [f"{found[0].name} read, not {found[1].name}"] if len(found) > 1 else []
+            return found[0], val, notes
+    require({"dataset root": root}, FINEGYM_LAYOUT)
+    raise DatasetLayoutError(
+        f"no {subset}_train_element_v1.1.txt (or v1.0) with {subset}_val_element.txt in {root / 'annotations'} or "
+        f"{root}\nexpected layout:\n{FINEGYM_LAYOUT}"
+    )
+
+
 SUBACTION_ID = re.compile(r"^(?P<video>.+)_E_(?P<e0>\d+)_(?P<e1>\d+)_A_(?P<a0>\d+)_(?P<a1>\d+)$")
 
 
@@ -74,37 +93,27 @@ def read_finegym(root: str | Path, subset: str = "gym99", val_fraction: float = 
     """FineGym element-level classification (Gym99 or Gym288) on trimmed sub-action clips, tested on the official
     validation list (FineGym publishes no test labels; the paper reports it); validation on ``val_fraction`` of each
     class's training clips (`hold_out_validation`; 0: no validation), never the list it is tested on."""
-    if subset not in FINEGYM_LISTS:
-        raise ConfigError(f"data.subset: FineGym subset must be one of {sorted(FINEGYM_LISTS)}, got {subset!r}")
     root = Path(root)
-    train_name, val_name, num_classes = FINEGYM_LISTS[subset]
-    annotations = root / "annotations"
-    require(
-        {
-            "dataset root": root,
-            "train list": annotations / train_name,
-            "val list": annotations / val_name,
-            "sub-action clips": root / "subactions",
-        },
-        FINEGYM_LAYOUT,
-    )
+    train_list, val_list, notes = finegym_lists(root, subset)
+    num_classes, annotations = FINEGYM_CLASSES[subset], train_list.parent
+    require({"sub-action clips": root / "subactions"}, FINEGYM_LAYOUT)
     categories = annotations / f"{subset}_categories.txt"
     names = read_finegym_categories(categories) if categories.is_file() else {}
     class_names = [names.get(k, f"class_{k:03d}") for k in range(num_classes)]
     missing: list[str] = []
     splits = {}
-    for which, name in (("train", train_name), ("test", val_name)):
+    for which, label_list in (("train", train_list), ("test", val_list)):
         records = []
-        for subaction_id, label in read_label_list(annotations / name):
+        for subaction_id, label in read_label_list(label_list):
             if not 0 <= label < num_classes:
                 raise DatasetLayoutError(
-                    f"{annotations / name}: label {label} of {subaction_id} is outside 0..{num_classes - 1}"
+                    f"{label_list}: label {label} of {subaction_id} is outside 0..{num_classes - 1}"
                 )
             parse_subaction_id(subaction_id)  # a malformed id is an error here, not a missing file later
             records.append(VideoRecord(str(root / "subactions" / f"{subaction_id}.mp4"), label, subaction_id))
         splits[which] = keep_existing(records, missing)
     splits["train"], splits["val"] = hold_out_validation(splits["train"], val_fraction, val_seed)
-    return Annotations(splits, class_names, missing)
+    return Annotations(splits, class_names, missing, notes)
 
 
 def prepare_finegym(
@@ -121,10 +130,10 @@ def prepare_finegym(
     import av
 
     root, videos = Path(root), Path(videos)
+    require({"annotation JSON": Path(annotation), "videos folder": videos}, FINEGYM_LAYOUT)
     info = json.loads(Path(annotation).read_text())
     report = PrepareReport()
-    train_name, val_name, _ = FINEGYM_LISTS[subset]
-    ids = [i for name in (train_name, val_name) for i, _ in read_label_list(root / "annotations" / name)]
+    ids = [i for label_list in finegym_lists(root, subset)[:2] for i, _ in read_label_list(label_list)]
     fps_cache: dict[str, float] = {}
     for subaction_id in ids:
         video_id, event, action = parse_subaction_id(subaction_id)
@@ -154,7 +163,7 @@ def _prepare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--annotation", required=True, help="finegym_annotation_info_v1.1.json")
     parser.add_argument("--videos", required=True, help="folder of raw videos <youtube id>.mp4")
     parser.add_argument("--root", required=True, help="FineGym root with annotations/; clips go to root/subactions")
-    parser.add_argument("--subset", default="gym99", choices=sorted(FINEGYM_LISTS))
+    parser.add_argument("--subset", default="gym99", choices=sorted(FINEGYM_CLASSES))
 
 
 PREPARE = PrepareCommand(
