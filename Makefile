@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SYSDEPS := $(VENV)/.system-deps-stamp
 
-.PHONY: install system-deps test test-fast demo lint format bench bench-gpu bench-hf clean reproduce-table1 reproduce-table2
+.PHONY: install system-deps test test-fast demo lint format bench bench-gpu bench-hf clean reproduce-table1 reproduce-table2 download-checkpoints
 
 install: $(STAMP)
 
@@ -54,6 +54,12 @@ reproduce-table2: install
 
 reproduce-table1: install
 	$(BIN)/vmp-lightning reproduce experiments/table1.yaml $(REPRODUCE_FLAGS)
+
+# The pretrained checkpoints of Tables 1 and 2 into CKPT_ROOT (resumable; SHA-256 recorded, then verified, in
+# experiments/checkpoints.sha256):  make download-checkpoints CKPT_ROOT=/ckpt [MIRROR=https://...]
+download-checkpoints: install
+	$(BIN)/vmp-lightning download experiments/table2.yaml --to $(CKPT_ROOT) $(if $(MIRROR),--mirror $(MIRROR))
+	$(BIN)/vmp-lightning download experiments/table1.yaml --to $(CKPT_ROOT) $(if $(MIRROR),--mirror $(MIRROR))
 
 # ruff, then the package's import layers (.importlinter: imports point one way, no cycles)
 lint: install

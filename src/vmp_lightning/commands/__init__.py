@@ -39,6 +39,7 @@ GROUPS = {
         ("reproduce", "experiments:reproduce", "fit and test every run of a manifest, then its table"),
         ("table", "experiments:table", "a manifest's table beside the paper's"),
         ("sweep", "experiments:sweep", "run a W&B sweep file offline"),
+        ("download", "experiments:download", "fetch and verify the pretrained checkpoints a manifest names"),
     ],
     "data": [
         ("prepare", "data:prepare", "cut a dataset's clips, write its lists"),

@@ -101,3 +101,21 @@ def sweep(argv: list[str]) -> None:
     print(summary_table(rows))
     if rows:
         print(f"summary written to {Path(rows[0]['folder']).parent / 'summary.csv'}")
+
+
+def download(argv: list[str]) -> None:
+    """Fetch every pretrained checkpoint a manifest names (``checkpoint:`` from ``checkpoint_source:``) into
+    CKPT_ROOT: resumable, retried, with a progress bar. The first fetch records each file's SHA-256 in
+    ``checkpoints.sha256`` beside the manifest; later fetches (and files already there) must match it."""
+    from vmp_lightning.harness.download import download_checkpoints
+    from vmp_lightning.harness.manifest import load_manifest
+
+    parser = command_parser("download", download.__doc__)
+    parser.add_argument("manifest", help="an experiment manifest (experiments/table2.yaml)")
+    parser.add_argument("--to", required=True, help="CKPT_ROOT: the folder the runs read checkpoints from")
+    parser.add_argument("--mirror", default=None, help="take each file from this base URL instead (<URL>/<file>)")
+    parser.add_argument("--retries", type=int, default=5, help="tries after the first, per file")
+    args = parser.parse_args(argv)
+    manifest = load_manifest(args.manifest)
+    for line in download_checkpoints(manifest, Path(args.manifest), Path(args.to), args.mirror, args.retries):
+        print(line)
