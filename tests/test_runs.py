@@ -183,3 +183,29 @@ def test_runs_without_a_logger_get_their_own_folders(synthetic_root, tmp_path):
 def test_fast_dev_run_writes_no_checkpoint(synthetic_root, tmp_path):
     build_cli(fit_args(synthetic_root, tmp_path, "--trainer.fast_dev_run=2"))
     assert not list(tmp_path.glob("**/*.ckpt"))
+
+
+@pytest.mark.parametrize("wandb", [True, False])
+def test_test_and_predict_leave_the_fits_config_as_it_was(synthetic_root, tmp_path, monkeypatch, wandb):
+    """The resume command reads config.yaml: evaluating a run's checkpoint must not rewrite it (nor write a config
+    into the current folder when there is no run to write into)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    logger = [f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"] if wandb else ["--trainer.logger=false"]
+    data = [*tiny_data_args(synthetic_root), *QUIET]
+    fit = build_cli(["fit", *data, *logger, "--trainer.max_epochs=1", "--trainer.limit_val_batches=1"])
+    run = Path(fit.trainer.default_root_dir)
+    if wandb:
+        fit.trainer.logger.experiment.finish()
+    saved = (run / "config.yaml").read_bytes()
+    last = run / "checkpoints" / "last.ckpt"
+    for subcommand in ("test", "predict"):
+        evaluated = build_cli([subcommand, *data, *logger, f"--ckpt_path={last}"])
+        if wandb:
+            evaluated.trainer.logger.experiment.finish()
+        assert (run / "config.yaml").read_bytes() == saved, subcommand
+        assert (run / f"config_{subcommand}.yaml").is_file()
+    assert "max_epochs: 1" in saved.decode() and not list(tmp_path.glob("*.yaml"))
+    outside = build_cli(["test", *data, "--trainer.logger=false", "--trainer.limit_test_batches=1"])
+    assert Path(outside.trainer.default_root_dir) == tmp_path and not list(tmp_path.glob("*.yaml"))

@@ -86,19 +86,26 @@ def _config_files(args: list[str]) -> list[tuple[int, str]]:
 
 
 class RunConfigSaver(SaveConfigCallback):
-    """Saves the full config as ``config.yaml`` in the run's own folder, beside its checkpoints, so runs that
+    """A fit saves its full config as ``config.yaml`` in the run's own folder, beside its checkpoints, so runs that
     share a ``save_dir`` never overwrite each other's config; every logger gets the whole config (data, trainer,
-    seed, model) as hyper-parameters, and a W&B run the file itself."""
+    seed, model) as hyper-parameters, and a W&B run the file itself. ``test``, ``validate`` and ``predict`` of a
+    run's checkpoint write ``config_<stage>.yaml`` beside it and leave the fit's file and W&B config alone (the
+    resume command reads ``config.yaml``); outside a run folder they write nothing."""
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         folder = run_directory(trainer)
+        stage = str(getattr(stage, "value", stage))
+        fit = stage == "fit"
+        if not fit and not (folder / self.config_filename).is_file():
+            return
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / self.config_filename
+        path = folder / (self.config_filename if fit else f"config_{stage}.yaml")
         self.parser.save(self.config, str(path), skip_unset=False, overwrite=True, multifile=self.multifile)
         rank_zero_info(f"Config saved to {path}")
         whole = yaml.safe_load(path.read_text())  # plain YAML values, as saved (no parser internals)
         for logger in trainer.loggers:
-            logger.log_hyperparams({"config": whole})
+            if fit:
+                logger.log_hyperparams({"config": whole})
             if isinstance(logger, AutoWandbLogger):
                 logger.upload(path)
 
@@ -132,8 +139,9 @@ def new_run_id() -> str:
 
 def place_run(config, subcommand: str = "fit") -> Path | None:
     """Give a ``fit`` its own folder (checkpoints, config, the W&B run id) whatever the logger: a new run gets a
-    new one, ``--ckpt_path <run>/checkpoints/last.ckpt`` continues that run's folder and W&B run. With a W&B
-    logger, ``test``, ``validate`` and ``predict`` of a run's checkpoint continue that run's folder and W&B run."""
+    new one, ``--ckpt_path <run>/checkpoints/last.ckpt`` continues that run's folder and W&B run. ``test``,
+    ``validate`` and ``predict`` of a run's checkpoint write into that run's folder (and W&B run); without a
+    logger, into ``trainer.default_root_dir`` when it is set."""
     trainer = config.trainer
     resumed = run_id_of_checkpoint(config.get("ckpt_path"))
     if subcommand != "fit" and not resumed:
@@ -143,8 +151,8 @@ def place_run(config, subcommand: str = "fit") -> Path | None:
     logger = trainer.get("logger")
     init_args = logger.get("init_args") if hasattr(logger, "get") else None
     if logger in (None, False):
-        if subcommand != "fit":
-            return None  # no run to continue: outputs go where default_root_dir says
+        if subcommand != "fit" and trainer.get("default_root_dir"):
+            return None  # evaluated into the folder asked for
         run = Path(trainer.get("default_root_dir") or ".") / "runs" / run_id
     elif init_args is not None and "WandbLogger" in str(logger.get("class_path")):
         init_args.id, init_args.resume = run_id, "allow"
