@@ -12,11 +12,13 @@ import yaml
 from helpers import QUIET, REPO, tiny_data_args
 from vmp_lightning.cli import build_cli
 from vmp_lightning.commands import main
+from vmp_lightning.errors import ConfigError
 from vmp_lightning.harness import load_manifest
 from vmp_lightning.harness.manifest import ManifestError
 from vmp_lightning.harness.reproduce import Options, RunNotReady, fit_arguments, reproduce, run_metrics
 from vmp_lightning.harness.sweep import _trials, agent_command, cli_arguments, grid, load_sweep, run_sweep
 from vmp_lightning.harness.table import DifferentTestVideos, write_table
+from vmp_lightning.parsing import expand_environment
 
 EXPERIMENTS = REPO / "experiments"
 MANIFESTS = sorted([*EXPERIMENTS.glob("*.yaml"), *EXPERIMENTS.glob("ablations/*.yaml")])
@@ -205,17 +207,28 @@ def test_a_real_experiment_config_runs_under_two_process_ddp(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
-def test_the_command_a_wandb_agent_builds_parses(path, synthetic_root, parser):
+def test_the_command_a_wandb_agent_builds_parses(path, synthetic_root, parser, monkeypatch):
+    """W&B's agent starts the command without a shell: $DATA_ROOT and $CKPT_ROOT are expanded by the CLI; a sweep
+    on real data starts from the pretrained checkpoint, in the project, scored by each trial's best epoch."""
     sweep = load_sweep(path)
     parameters = grid(sweep)[1] if sweep["method"] == "grid" else next(_trials(sweep, 1, seed=0))[0]
     command = agent_command(sweep, parameters)
     assert command[:2] == ["/usr/bin/env", "vmp-lightning"] and command[-len(parameters) :] == [
         f"--{k}={v}" for k, v in parameters.items()
     ]
-    args = cli_arguments(command)
+    assert sweep["project"] == "vmp-lightning" and sweep["metric"]["name"] == "val/acc1_best"
+    monkeypatch.setenv("DATA_ROOT", "/data")
+    monkeypatch.setenv("CKPT_ROOT", "/ckpt")
+    args = expand_environment(cli_arguments(command))
     assert args[0] == "fit"
     real_data = any("configs/data" in a for a in args)
     config = parser.parse_args([*args[1:], *([] if real_data else tiny_data_args(synthetic_root))])
+    if real_data:
+        assert config.data.init_args.root.startswith("/data/")
+        assert config.model.init_args.init_checkpoint == "/ckpt/TimeSformer_divST_8x32_224_K600.pyth"
+        monkeypatch.delenv("CKPT_ROOT")
+        with pytest.raises(ConfigError, match=r"init_checkpoint: the environment variable CKPT_ROOT is not set"):
+            expand_environment(cli_arguments(command))
     for name, value in parameters.items():
         node = config
         for part in name.split("."):

@@ -110,6 +110,8 @@ def test_the_cosine_schedule_follows_max_epochs(synthetic_root, tmp_path):
     (config,) = cli.trainer.lr_scheduler_configs
     assert config.scheduler.T_max == 3  # the default config says 20
     assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0)  # the cosine ended with the run
+    saved = yaml.safe_load((Path(cli.trainer.default_root_dir) / "config.yaml").read_text())
+    assert saved["model"]["init_args"]["lr_scheduler"]["init_args"]["T_max"] == 3  # the record says what was used
 
 
 def test_timesformer_is_built_for_the_models_frames(synthetic_root):

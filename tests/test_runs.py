@@ -209,3 +209,18 @@ def test_test_and_predict_leave_the_fits_config_as_it_was(synthetic_root, tmp_pa
     assert "max_epochs: 1" in saved.decode() and not list(tmp_path.glob("*.yaml"))
     outside = build_cli(["test", *data, "--trainer.logger=false", "--trainer.limit_test_batches=1"])
     assert Path(outside.trainer.default_root_dir) == tmp_path and not list(tmp_path.glob("*.yaml"))
+
+
+def test_the_wandb_summary_holds_the_best_validation_accuracy(synthetic_root, tmp_path, monkeypatch):
+    """A sweep optimises a run's best val/acc1, not its last epoch's: the summary's val/acc1 is W&B's max over
+    the epochs (define_metric), val/acc1_best our running best, kept in the checkpoint for a resumed run."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    args = ["fit", *tiny_data_args(synthetic_root), *QUIET, f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    cli = build_cli([*args, "--trainer.max_epochs=3", "--model.optimizer.init_args.lr=0.5"])
+    summary = cli.trainer.logger.experiment.summary
+    best, last = summary["val/acc1"]["max"], cli.trainer.callback_metrics["val/acc1"].item()
+    assert summary["val/acc1_best"] == pytest.approx(best) and best >= last
+    saved = torch.load(Path(cli.trainer.default_root_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["val_acc1_best"] == pytest.approx(best)
+    cli.trainer.logger.experiment.finish()

@@ -117,6 +117,7 @@ class VideoClassifier(L.LightningModule):
         self.model.set_trainable(train_backbone, train_head, train_prompt)
         self.train_accuracy = RunningAccuracy(num_classes)
         self.guard = NonFiniteGuard(on_nonfinite_loss)
+        self.best_val_acc1 = float("-inf")  # logged as val/acc1_best: what sweeps optimise; kept in checkpoints
         self.eval_scores = {"val": ClipScores(), "test": ClipScores()}
 
     @classmethod
@@ -151,9 +152,11 @@ class VideoClassifier(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_num_classes(checkpoint, self.model.num_classes)
         checkpoint["state_dict"] = migrate_state_dict(checkpoint["state_dict"])
+        self.best_val_acc1 = checkpoint.get("val_acc1_best", self.best_val_acc1)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self.guard.check_checkpoint(checkpoint)
+        checkpoint["val_acc1_best"] = self.best_val_acc1
 
     def on_train_start(self) -> None:
         self.guard.start()
@@ -208,6 +211,9 @@ class VideoClassifier(L.LightningModule):
         # Identical on every rank (computed from the gathered scores), so no further reduction is needed.
         metrics = {f"{stage}/{name}": value for name, value in result.metrics().items()}
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False, rank_zero_only=False)
+        if stage == "val" and not self.trainer.sanity_checking:
+            self.best_val_acc1 = max(self.best_val_acc1, metrics["val/acc1"])
+            self.log("val/acc1_best", self.best_val_acc1, sync_dist=False, rank_zero_only=False)
         if stage == "test" and self.trainer.is_global_zero:
             names = getattr(self.trainer.datamodule, "class_names", None)
             path = write_predictions(run_directory(self.trainer), stage, result, names)

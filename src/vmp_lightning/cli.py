@@ -23,7 +23,7 @@ from vmp_lightning.errors import ConfigError, UserError
 from vmp_lightning.loggers import AutoWandbLogger, run_directory, write_run_metrics
 from vmp_lightning.migration import migrate_config, migrate_hyperparameters
 from vmp_lightning.model import frames_per_clip
-from vmp_lightning.parsing import with_flag_suggestions
+from vmp_lightning.parsing import expand_environment, with_flag_suggestions
 from vmp_lightning.runs import RUN_ID_VARIABLE
 
 DEFAULT_CONFIG = str(files("vmp_lightning") / "configs" / "default.yaml")
@@ -171,6 +171,21 @@ def place_run(config, subcommand: str = "fit") -> Path | None:
     return run
 
 
+def cosine_follows_run_length(config) -> None:
+    """The cosine schedule spans the run's epochs (`optim.follow_run_length`), set in the config itself so that
+    ``config.yaml`` and the logged hyper-parameters hold the T_max the run uses."""
+    scheduler = (config.get("model") or {}).get("init_args", {}).get("lr_scheduler")
+    epochs, steps = config.trainer.get("max_epochs"), config.trainer.get("max_steps", -1)
+    if (
+        scheduler is not None
+        and hasattr(scheduler, "get")
+        and str(scheduler.get("class_path", "")).endswith("CosineAnnealingLR")
+        and epochs
+        and steps in (None, -1)
+    ):
+        scheduler.init_args.T_max = epochs
+
+
 class VMPLightningCLI(LightningCLI):
     """The model owns the clip contract (T, the prompt's extra frame, the normalisation): the data module is told
     ``frames_per_clip`` through one link, so ``model.vmp`` is one switch. The data owns the number of classes; the
@@ -181,7 +196,9 @@ class VMPLightningCLI(LightningCLI):
         return with_flag_suggestions(super().init_parser(**{"allow_abbrev": False, **kwargs}))
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        refuse_linked_settings(sys.argv[1:] if args is None else list(args) if isinstance(args, list) else [])
+        if args is None or isinstance(args, list):
+            args = expand_environment(sys.argv[1:] if args is None else list(args))
+            refuse_linked_settings(args)
         super().parse_arguments(parser, args)
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -256,6 +273,7 @@ class VMPLightningCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         if self.subcommand:
             place_run(self.config[self.subcommand], self.subcommand)
+            cosine_follows_run_length(self.config[self.subcommand])
 
     def after_fit(self) -> None:
         """With ``--test_after_fit``: test the best checkpoint (``last.ckpt`` when nothing is monitored) in the same

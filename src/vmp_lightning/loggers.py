@@ -81,6 +81,16 @@ class AutoWandbLogger(WandbLogger):
         self.offline = offline
         self._sync_hint_shown = False
 
+    @property
+    def experiment(self) -> Any:
+        """The W&B run; its summary holds the best ``val/acc1`` and ``val/acc5`` (not the last epoch's)."""
+        run = super().experiment
+        if not getattr(self, "_best_defined", False) and hasattr(run, "define_metric"):
+            for name in ("val/acc1", "val/acc5"):  # val/acc1_best is the best already: its last value
+                run.define_metric(name, summary="max")
+            self._best_defined = True
+        return run
+
     def upload(self, path: Path) -> None:
         """Attach a file of the run folder (the resolved config, the metrics) to the W&B run."""
         if os.environ.get("WANDB_MODE") != "disabled":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import re
 from collections.abc import Iterable
 from importlib import import_module
@@ -68,3 +69,21 @@ def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
         return argv, []
     cut = argv.index("--")
     return argv[:cut], argv[cut + 1 :]
+
+
+ENVIRONMENT_REFERENCE = re.compile(r"\$(?:\{([A-Z][A-Z0-9_]*)\}|([A-Z][A-Z0-9_]*))")
+
+
+def expand_environment(args: list[str]) -> list[str]:
+    """``$NAME`` / ``${NAME}`` (upper-case names) in command-line values replaced by the environment's value: a W&B
+    agent starts its command without a shell, so a sweep file's ``--data.init_args.root=$DATA_ROOT/finegym`` is
+    expanded here. An unset variable is an error naming it and the flag."""
+    from vmp_lightning.errors import ConfigError
+
+    def value(match: re.Match, arg: str) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in os.environ:
+            raise ConfigError(f"{arg.split('=')[0]}: the environment variable {name} is not set")
+        return os.environ[name]
+
+    return [ENVIRONMENT_REFERENCE.sub(lambda m, a=arg: value(m, a), arg) for arg in args]
