@@ -258,9 +258,9 @@ def test_an_offline_sweep_runs_its_trials_and_resumes(synthetic_root, tmp_path, 
     tiny = (*tiny_data_args(synthetic_root), "--trainer.max_epochs=1", "--trainer.limit_val_batches=1", *QUIET)
     path = EXPERIMENTS / "sweeps" / "synthetic_lambda.yaml"
     rows = run_sweep(path, tmp_path, max_trials=2, extra=tiny, seed=1, in_process=main)
-    assert [r["trial"] for r in rows] == [0, 1] and all(0.0 <= r["val/acc1"] <= 1.0 for r in rows)
+    assert [r["trial"] for r in rows] == [0, 1] and all(0.0 <= r["val/acc1_best"] <= 1.0 for r in rows)
     summary = (tmp_path / "synthetic-lambda" / "summary.csv").read_text().splitlines()
-    assert summary[0] == "trial,model.init_args.lambda_v,model.init_args.prompt_lr_scale,val/acc1,folder"
+    assert summary[0] == "trial,model.init_args.lambda_v,model.init_args.prompt_lr_scale,val/acc1_best,folder"
     saved = [yaml.safe_load(next(Path(r["folder"]).glob("*/*/config.yaml")).read_text()) for r in rows]
     assert [s["model"]["init_args"]["lambda_v"] for s in saved] == [r["model.init_args.lambda_v"] for r in rows]
     stamps = [next(Path(r["folder"]).glob("*/*/metrics.json")).stat().st_mtime for r in rows]
