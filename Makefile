@@ -43,7 +43,7 @@ demo: install
 	$(BIN)/vmp-lightning demo
 
 # The paper's tables: fit + test every run of the manifest (resumable), then its table in experiments/results/.
-#   make reproduce-table2 DATA_ROOT=/data CKPT_ROOT=/ckpt [ONLY=timesformer,hmdb51_s1] [DEVICES=2] [PRECISION=..] [SEEDS=0,1,2]
+#   make reproduce-table2 DATA_ROOT=/data CKPT_ROOT=/ckpt [ONLY=timesformer/hmdb51_s1] [DEVICES=2] [PRECISION=..] [SEEDS=0,1,2]
 #   make reproduce-table2 SMOKE=1      (synthetic videos in each dataset's layout, tiny models, CPU, ~2 min)
 REPRODUCE_FLAGS = $(if $(ONLY),--only $(ONLY)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) \
 	$(if $(CKPT_ROOT),--ckpt-root $(CKPT_ROOT)) $(if $(DEVICES),--devices $(DEVICES)) \

@@ -289,3 +289,56 @@ def test_the_gpu_smoke_benchmarks_flags_run_on_the_cpu(tmp_path, monkeypatch):
     manifest = load_manifest(EXPERIMENTS / "table2.yaml")
     assert reproduce(manifest, options, only=gpu_smoke.RUN) == {gpu_smoke.RUN: "done"}
     sys.modules.pop("gpu_smoke")
+
+
+@pytest.mark.parametrize(
+    ("only", "count"),
+    [
+        ("timesformer/hmdb51_s1", 1),  # one cell, as the docs say
+        ("timesformer", 10),  # a model with its +vmp variant, every dataset
+        ("slowfast+vmp_fast", 5),
+        ("hmdb51_s1", 8),  # a dataset, every model
+        ("x3d*/hmdb51_s?", 6),
+        ("finegym,mpii_cooking2", 16),  # alternatives
+        ("slowfast/", 5),  # a model alone, no variant
+    ],
+)
+def test_only_patterns_select_cells_models_and_datasets(only, count):
+    manifest = load_manifest(EXPERIMENTS / "table2.yaml", seeds=[0, 1])
+    assert len(manifest.select(only)) == 2 * count  # every seed of what matches
+
+
+def test_dry_run_lines_run_unchanged_in_a_shell(tmp_path, capsys):
+    import shlex
+    import subprocess
+
+    manifest = load_manifest(EXPERIMENTS / "table2.yaml")
+    options = Options(out=tmp_path / "runs", smoke=True, dry_run=True)
+    reproduce(manifest, options, only="x3d+vmp/hmdb51_s1,timesformer/finegym")
+    lines = [
+        line.split(": vmp-lightning ", 1)[1]
+        for line in capsys.readouterr().out.splitlines()
+        if ": vmp-lightning " in line
+    ]
+    assert len(lines) == 2
+    for line in lines:
+        assert subprocess.run(["bash", "-n", "-c", f"vmp-lightning {line}"]).returncode == 0
+        args = shlex.split(line)
+        assert args == fit_arguments(manifest, manifest.select(args_run(args))[0], options)
+        assert any(a.startswith("--trainer.logger.init_args.tags=[") for a in args)
+
+
+def args_run(args: list[str]) -> str:
+    name = next(a for a in args if a.startswith("--trainer.logger.init_args.name="))
+    return name.split("=", 1)[1].split("/", 1)[1]  # <manifest>/<model>/<dataset>
+
+
+def test_table_finds_the_smoke_runs_with_smoke_and_says_where_they_are_without(tmp_path, capsys):
+    out = tmp_path / "runs"
+    fake_result(out / "smoke" / "table2/x3d/hmdb51_s1/p/r1", 0.5, 0.9)
+    args = ["table", str(EXPERIMENTS / "table2.yaml"), "--out", str(out), "--results", str(tmp_path / "results")]
+    main(args)
+    assert f"its smoke runs are in {out / 'smoke'}: add --smoke" in capsys.readouterr().out
+    main([*args, "--smoke"])
+    x3d = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| X3D |"))
+    assert "50.0" in x3d

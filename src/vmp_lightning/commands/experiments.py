@@ -31,7 +31,11 @@ def reproduce(argv: list[str]) -> None:
 
     parser = command_parser("reproduce", reproduce.__doc__)
     parser.add_argument("manifest", help="an experiment manifest (experiments/table2.yaml)")
-    parser.add_argument("--only", default=None, help="comma-separated parts of run names (timesformer,hmdb51_s1)")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated: model/dataset (one cell; globs), a model with its +vmp variants, or a dataset",
+    )
     parser.add_argument("--out", default="experiments/runs", help="where the run folders go")
     parser.add_argument("--results", default="experiments/results", help="where the table goes")
     parser.add_argument("--data-root", default=None, help="folder holding each dataset's folder")
@@ -70,6 +74,7 @@ def table(argv: list[str]) -> None:
     """The runs' test metrics beside the paper's, laid out like the paper's table (Markdown and CSV): with seeds, each
     cell's mean and standard deviation, and each VMP row's gain over its baseline with a 95 % confidence interval."""
     from vmp_lightning.harness.manifest import load_manifest
+    from vmp_lightning.harness.reproduce import run_folder, run_metrics
     from vmp_lightning.harness.table import write_table
 
     parser = command_parser("table", table.__doc__)
@@ -77,8 +82,18 @@ def table(argv: list[str]) -> None:
     parser.add_argument("--out", default="experiments/runs", help="the run folders")
     parser.add_argument("--results", default="experiments/results", help="where the table goes")
     parser.add_argument("--seeds", default=None, help="the seeds the runs were made with (as given to reproduce)")
+    parser.add_argument("--smoke", action="store_true", help="the smoke runs (reproduce --smoke, SMOKE=1)")
     args = parser.parse_args(argv)
-    md, csv_path = write_table(load_manifest(args.manifest, seed_list(args.seeds)), Path(args.out), Path(args.results))
+    out, results = (
+        (Path(args.out) / "smoke", Path(args.results) / "smoke") if args.smoke else map(Path, (args.out, args.results))
+    )
+    manifest = load_manifest(args.manifest, seed_list(args.seeds))
+    md, csv_path = write_table(manifest, out, results)
+    done_in = [
+        folder for folder in (out, out / "smoke") if any(run_metrics(run_folder(folder, r)) for r in manifest.runs)
+    ]
+    if not args.smoke and done_in == [out / "smoke"]:
+        print(f"no run of {manifest.name} in {out}; its smoke runs are in {out / 'smoke'}: add --smoke")
     print(md.read_text())
     print(f"table written to {md} and {csv_path}")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -91,15 +92,27 @@ class Manifest:
     baselines: dict[str, str] = field(default_factory=dict)  # VMP model -> the baseline it extends (its gain's base)
 
     def select(self, only: str | None) -> list[Run]:
-        """Runs whose name contains one of the comma-separated patterns (all runs when empty)."""
+        """The runs matching any of the comma-separated patterns (all runs when empty): ``model/dataset`` picks a
+        cell (either side may be empty or a glob: ``x3d*/hmdb51_s?``); a bare word a whole model with its ``+``
+        variants (``timesformer``: timesformer and timesformer+vmp), or a dataset (``finegym``)."""
         patterns = [p.strip() for p in (only or "").split(",") if p.strip()]
-        chosen = [r for r in self.runs if not patterns or any(p in r.name for p in patterns)]
+        chosen = [r for r in self.runs if not patterns or any(run_matches(r, p) for p in patterns)]
         if patterns and not chosen:
             raise ManifestError(f"{self.path}: no run matches ONLY={only!r}; runs are e.g. {self.runs[0].name}")
         return chosen
 
     def run(self, model: str, dataset: str, seed: int | None = None) -> Run:
         return next(r for r in self.runs if (r.model, r.dataset, r.seed) == (model, dataset, seed))
+
+
+def run_matches(run: Run, pattern: str) -> bool:
+    """Whether ``run`` is selected by one ``--only`` pattern (`Manifest.select`)."""
+    if "/" in pattern:
+        model, _, dataset = pattern.partition("/")
+        return fnmatchcase(run.model, model or "*") and fnmatchcase(run.dataset, dataset or "*")
+    return (
+        fnmatchcase(run.model, pattern) or fnmatchcase(run.model, f"{pattern}+*") or fnmatchcase(run.dataset, pattern)
+    )
 
 
 def _resolve(path: str, manifest: Path) -> str:

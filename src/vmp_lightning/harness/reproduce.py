@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import traceback
@@ -156,7 +157,7 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
             status[run.name] = f"failed: {error}"
             print(f"{head}: {error}", flush=True)
             continue
-        print(f"{head}: vmp-lightning {' '.join(args)}", flush=True)
+        print(f"{head}: vmp-lightning {shlex.join(args)}", flush=True)
         if options.dry_run:
             status[run.name] = "planned"
             continue
