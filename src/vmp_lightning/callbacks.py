@@ -218,29 +218,35 @@ class PredictionWriter(BasePredictionWriter):
 
 
 class PromptMedia(L.Callback):
-    """Once per validation epoch (every ``every_n_epochs``), logs to W&B what each prompt layer makes of one fixed
-    validation clip (frames, D, attention, prompts over ``max_steps`` steps) and the current PN curve, as small
-    images. Off by default; add it with ``--trainer.callbacks+=vmp_lightning.callbacks.PromptMedia``."""
+    """Every ``every_n_epochs`` epochs and at the last, logs to W&B what each prompt layer makes of one fixed clip
+    (of the validation split, or the test split when the run has no validation: the paper's protocol): frames, D,
+    attention, prompts over ``max_steps`` steps, and the current PN curve, as small images. Brought by the model (on
+    in every run with prompt layers and a W&B logger); no-op otherwise."""
 
-    def __init__(self, every_n_epochs: int = 1, max_steps: int = 8, clip_index: int = 0) -> None:
+    def __init__(self, every_n_epochs: int = 5, max_steps: int = 8, clip_index: int = 0) -> None:
         self.every_n_epochs, self.max_steps, self.clip_index = every_n_epochs, max_steps, clip_index
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from lightning.pytorch.loggers import WandbLogger
 
         loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
         layers = dict(getattr(pl_module.model, "prompts", {}).items())
-        if trainer.sanity_checking or not trainer.is_global_zero or not loggers or not layers:
+        if not trainer.is_global_zero or not loggers or not layers:
             return
-        if trainer.current_epoch % self.every_n_epochs:
+        epoch, last = (
+            trainer.current_epoch,
+            trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs,
+        )
+        if (epoch + 1) % self.every_n_epochs and not last:
             return
         from vmp_lightning.figures import figure_array, pn_curve_figure, prompt_grid_figure, trace_prompt
 
-        item = trainer.datamodule.dataset("val")[self.clip_index]  # uint8: each layer normalises it as the model does
+        split = "val" if getattr(trainer.datamodule, "records", {}).get("val") else "test"
+        item = trainer.datamodule.dataset(split)[self.clip_index]  # uint8: each layer normalises it as the model does
         images, captions = [], []
         for site, layer in layers.items():
             trace = trace_prompt(layer, item["video"])
-            title = f"{item.get('video_id', '')} ({site}), epoch {trainer.current_epoch}"
+            title = f"{item.get('video_id', '')} ({site}), epoch {epoch}"
             images.append(figure_array(prompt_grid_figure(trace, title, self.max_steps)))
             captions.append(site)
         curves = figure_array(pn_curve_figure({site: layer.pn for site, layer in layers.items()}))

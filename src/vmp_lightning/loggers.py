@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import netrc
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +93,14 @@ class AutoWandbLogger(WandbLogger):
         return run
 
     def upload(self, path: Path) -> None:
-        """Attach a file of the run folder (the resolved config, the metrics) to the W&B run."""
+        """Attach a file of the run folder (the resolved config, the metrics) to the W&B run: copied into the run's
+        files (W&B's own ``save`` links to the original, and an offline run copied to another machine to sync would
+        lose it), under the run id, since W&B keeps its own config.yaml there."""
         if os.environ.get("WANDB_MODE") != "disabled":
-            # under the run id: W&B keeps its own config.yaml in the run files
-            self.experiment.save(str(path), base_path=str(path.parent.parent), policy="now")
+            copy = Path(self.experiment.dir) / path.parent.name / path.name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+            self.experiment.save(str(copy), base_path=self.experiment.dir, policy="now")
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
