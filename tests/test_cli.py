@@ -50,7 +50,13 @@ def test_every_project_command_takes_a_config_file_and_prints_its_resolved_confi
         main(["table", "--config", str(tmp_path / "table.yaml"), "experiments/table2.yaml", "--print_config"])
     assert stop.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed == {"manifest": "experiments/table2.yaml", "out": "my/runs", "results": "my/results", "seeds": None}
+    assert printed == {
+        "manifest": "experiments/table2.yaml",
+        "out": "my/runs",
+        "results": "my/results",
+        "seeds": None,
+        "smoke": False,
+    }
 
 
 def test_mistakes_on_the_command_line_get_a_suggestion_and_abbreviations_are_refused(synthetic_root, capsys):

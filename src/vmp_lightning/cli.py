@@ -122,52 +122,102 @@ def run_id_of_checkpoint(ckpt_path: str | None) -> str | None:
     return run.name if Path(ckpt_path).parent.name == "checkpoints" and (run / "config.yaml").is_file() else None
 
 
-def new_run_id() -> str:
-    """Whose run this process is: a DDP child's parent's, a SLURM job's (kept when the job is requeued), a torchrun
-    job's, or a new one (time and a random suffix)."""
+_FITS_PLACED = 0  # fits this process has given a folder (the harness or a notebook places several)
+
+
+def new_run_id(runs_root: Path) -> str:
+    """A new fit's id, never the job's alone. A DDP process that Lightning started takes its parent's; the
+    processes of a multi-process SLURM step (srun) or torchrun rendezvous agree without talking, on the step or
+    rendezvous and the fit's number in the process; otherwise a fresh one (time and a random suffix), under SLURM
+    recorded in the job (`slurm_job_run_id`) so that a requeued job's fits continue their runs."""
+    global _FITS_PLACED
     if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(RUN_ID_VARIABLE):
         return os.environ[RUN_ID_VARIABLE]
-    if os.environ.get("SLURM_JOB_ID"):
-        task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        return f"slurm-{os.environ.get('SLURM_ARRAY_JOB_ID', os.environ['SLURM_JOB_ID'])}" + (
-            f"_{task}" if task else ""
-        )
+    nth, _FITS_PLACED = _FITS_PLACED, _FITS_PLACED + 1
+    job = slurm_job()
+    if job and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return f"slurm-{job}-step{os.environ.get('SLURM_STEP_ID', 'batch')}-{nth}"
     if os.environ.get("TORCHELASTIC_RUN_ID", "none") != "none":
-        return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}"
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}-{nth}"
+    fresh = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    return slurm_job_run_id(runs_root, job, fresh) if job else fresh
+
+
+def slurm_job() -> str | None:
+    """This SLURM job's id (``<array job>_<task>`` for an array task), or None outside SLURM."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def slurm_job_run_id(runs_root: Path, job: str, fresh: str) -> str:
+    """The id of the n-th fit this incarnation of a SLURM job starts: the n-th run the job recorded in
+    ``<runs>/.slurm-job-<job>`` (lines ``<restart count> <run id>``), so a requeued job (``SLURM_RESTART_COUNT``)
+    gives each of its fits back its run; ``fresh`` (recorded) for a fit the job had not started before."""
+    import fcntl
+
+    runs_root.mkdir(parents=True, exist_ok=True)
+    record = runs_root / f".slurm-job-{job}"
+    restart = os.environ.get("SLURM_RESTART_COUNT", "0")
+    with (runs_root / f".slurm-job-{job}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lines = [line.split() for line in record.read_text().splitlines()] if record.is_file() else []
+        known = list(dict.fromkeys(run_id for _, run_id in lines))
+        nth = sum(count == restart for count, _ in lines)
+        run_id = known[nth] if nth < len(known) else fresh
+        with record.open("a") as handle:
+            handle.write(f"{restart} {run_id}\n")
+    return run_id
+
+
+def latest_state(run: Path) -> Path | None:
+    """The newest checkpoint a run folder holds to continue from: ``checkpoints/last.ckpt`` unless Lightning's
+    SLURM requeue left a newer ``hpc_ckpt_*.ckpt`` (which Lightning itself resumes from: then None)."""
+    last = run / "checkpoints" / "last.ckpt"
+    hpc = [p.stat().st_mtime for p in run.glob("hpc_ckpt_*.ckpt")]
+    if last.is_file() and (not hpc or last.stat().st_mtime >= max(hpc)):
+        return last
+    return None
 
 
 def place_run(config, subcommand: str = "fit") -> Path | None:
     """Give a ``fit`` its own folder (checkpoints, config, the W&B run id) whatever the logger: a new run gets a
-    new one, ``--ckpt_path <run>/checkpoints/last.ckpt`` continues that run's folder and W&B run. ``test``,
-    ``validate`` and ``predict`` of a run's checkpoint write into that run's folder (and W&B run); without a
-    logger, into ``trainer.default_root_dir`` when it is set."""
+    new one (``--run_id`` names it), ``--ckpt_path <run>/checkpoints/last.ckpt`` continues that run's folder and
+    W&B run, and a fit whose id names a run that has a checkpoint (a requeued SLURM job's, a harness run's)
+    continues it from there. ``test``, ``validate`` and ``predict`` of a run's checkpoint write into that run's
+    folder (and W&B run); without a logger, into ``trainer.default_root_dir`` when it is set."""
     trainer = config.trainer
     resumed = run_id_of_checkpoint(config.get("ckpt_path"))
     if subcommand != "fit" and not resumed:
         return None
-    run_id = resumed or new_run_id()
-    os.environ[RUN_ID_VARIABLE] = run_id
     logger = trainer.get("logger")
     init_args = logger.get("init_args") if hasattr(logger, "get") else None
+    wandb = init_args is not None and "WandbLogger" in str(logger.get("class_path"))
     if logger in (None, False):
         if subcommand != "fit" and trainer.get("default_root_dir"):
             return None  # evaluated into the folder asked for
-        run = Path(trainer.get("default_root_dir") or ".") / "runs" / run_id
-    elif init_args is not None and "WandbLogger" in str(logger.get("class_path")):
-        init_args.id, init_args.resume = run_id, "allow"
-        run = Path(init_args.get("save_dir") or ".") / str(init_args.get("project") or "lightning_logs") / run_id
-        if resumed:  # the run's W&B project and folder, wherever this command's defaults point
-            init_args.save_dir = str(Path(config.ckpt_path).resolve().parents[3])
-            init_args.project = Path(config.ckpt_path).resolve().parents[2].name
-    else:  # another logger: it names its own folder
+        runs_root = Path(trainer.get("default_root_dir") or ".") / "runs"
+    elif wandb:
+        runs_root = Path(init_args.get("save_dir") or ".") / str(init_args.get("project") or "lightning_logs")
+    else:
+        runs_root = Path(trainer.get("default_root_dir") or ".")
+    run_id = resumed or config.get("run_id") or new_run_id(runs_root)
+    os.environ[RUN_ID_VARIABLE] = run_id
+    if not wandb and logger not in (None, False):  # another logger: it names its own folder
         if init_args is not None and "version" in init_args and init_args.version is None:
             init_args.version = run_id
         return None
-    if resumed:
-        run = Path(config.ckpt_path).parent.parent
+    if wandb:
+        init_args.id, init_args.resume = run_id, "allow"
+        if resumed:  # the run's W&B project and folder, wherever this command's defaults point
+            init_args.save_dir = str(Path(config.ckpt_path).resolve().parents[3])
+            init_args.project = Path(config.ckpt_path).resolve().parents[2].name
+    run = Path(config.ckpt_path).parent.parent if resumed else runs_root / run_id
     run = run.resolve()  # one spelling: the checkpoint callback restores its best only into the folder it saved
     trainer.default_root_dir = str(run)
+    if subcommand == "fit" and not config.get("ckpt_path") and latest_state(run) is not None:
+        config.ckpt_path = str(latest_state(run))
+        rank_zero_info(f"run {run_id} has a checkpoint: continuing it from {config.ckpt_path}")
     return run
 
 
@@ -207,6 +257,13 @@ class VMPLightningCLI(LightningCLI):
             type=bool,
             default=False,
             help="fit only: then test the best checkpoint in the same run (same folder, same W&B run)",
+        )
+        parser.add_argument(
+            "--run_id",
+            type=str | None,
+            default=None,
+            help="fit only: the run's id, its folder's name and W&B id (default: a new one; a run of that id "
+            "with a checkpoint is continued)",
         )
         parser.add_argument(
             "--global_batch_size",

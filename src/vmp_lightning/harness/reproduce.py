@@ -9,8 +9,10 @@ always as ``vmp-lightning fit`` subprocesses, since DDP re-launches the command 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -41,6 +43,13 @@ class Options:
 
 def run_folder(out: Path, run: Run) -> Path:
     return Path(out) / run.manifest / run.name
+
+
+def identity(name: str, folder: Path) -> str:
+    """A run id from what the run is (``table2/x3d+vmp/hmdb51_s1/seed0``) and where it lives (one W&B project may
+    hold the runs of several output folders): the same for every job, process and requeue of that run."""
+    digest = hashlib.sha1(str(Path(folder).resolve()).encode()).hexdigest()[:6]
+    return re.sub(r"[^A-Za-z0-9_.+-]", "-", name) + f"-{digest}"
 
 
 def run_metrics(folder: Path, require_test: bool = True) -> dict | None:
@@ -79,6 +88,7 @@ def fit_arguments(manifest: Manifest, run: Run, options: Options) -> list[str]:
         *run.flags(options.smoke),
         *placement_flags(folder, f"{run.manifest}/{run.name}", f"{run.manifest}/{run.model}"),
         f"--trainer.logger.init_args.tags={json.dumps(run.tags)}",
+        f"--run_id={identity(f'{run.manifest}/{run.name}', folder)}",
         "--test_after_fit=true",
     ]
     data_root = options.data_root if not options.smoke else options.out / "smoke-data"

@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import random
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 
 from vmp_lightning.harness.manifest import ManifestError
-from vmp_lightning.harness.reproduce import InProcess, execute, placement_flags, run_metrics
+from vmp_lightning.harness.reproduce import InProcess, execute, identity, placement_flags, run_metrics
 
 METHODS = ("grid", "random", "bayes")
 
@@ -169,10 +170,11 @@ def run_sweep(
             *cli_arguments(agent_command(sweep, parameters)),
             *extra,
             *placement_flags(trial_folder, f"{name}/trial_{index:03d}", f"sweep/{name}"),
+            f"--run_id={identity(f'sweep/{name}/trial_{index:03d}', trial_folder)}",
         ]
         record = run_metrics(trial_folder, require_test=False)
         if record is None:  # not run before (a finished trial is kept: the sweep resumes)
-            print(f"[trial {index}] vmp-lightning {' '.join(args)}", flush=True)
+            print(f"[trial {index}] vmp-lightning {shlex.join(args)}", flush=True)
             code = execute(args, None, in_process)
             record = run_metrics(trial_folder, require_test=False)
             if code != 0 or record is None:
