@@ -342,3 +342,40 @@ def test_table_finds_the_smoke_runs_with_smoke_and_says_where_they_are_without(t
     main([*args, "--smoke"])
     x3d = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| X3D |"))
     assert "50.0" in x3d
+
+
+def test_the_slurm_template_starts_the_rows_fit_with_its_recipe_checkpoint_and_data(tmp_path):
+    """experiments/cluster/slurm.sbatch under a fake srun that records what it is given: the Table 2 row's fit as
+    the harness runs it (the recipe's precision kept, the checkpoint from CKPT_ROOT, absolute data root, the run
+    id of the row), on SLURM's nodes and tasks."""
+    import os
+    import shlex
+    import subprocess
+
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "TimeSformer_divST_8x32_224_K600.pyth").write_bytes(b"PK\x03\x04")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" > {tmp_path / "srun_args"}\n')
+    (bin_dir / "srun").chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "DATA_ROOT": str(tmp_path / "data"),
+        "CKPT_ROOT": str(tmp_path / "ckpt"),
+        "SLURM_NTASKS_PER_NODE": "4",
+        "SLURM_NNODES": "2",
+    }
+    (tmp_path / "data").mkdir()
+    done = subprocess.run(
+        ["bash", "experiments/cluster/slurm.sbatch"], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    args = (tmp_path / "srun_args").read_text().splitlines()
+    assert args[:2] == [".venv/bin/vmp-lightning", "fit"]
+    assert "--config=experiments/recipes/timesformer.yaml" in " ".join(args) and not any("precision" in a for a in args)
+    assert f"--model.init_args.init_checkpoint={tmp_path / 'ckpt' / 'TimeSformer_divST_8x32_224_K600.pyth'}" in args
+    assert f"--data.init_args.root={tmp_path / 'data' / 'hmdb51'}" in args
+    assert "--trainer.devices=4" in args and "--trainer.num_nodes=2" in args
+    assert any(a.startswith("--run_id=table2-timesformer+vmp-hmdb51_s1-") for a in args)
+    assert shlex.split(shlex.join(args)) == args

@@ -114,8 +114,9 @@ def fit_arguments(manifest: Manifest, run: Run, options: Options) -> list[str]:
         args.append(f"--trainer.precision={options.precision}")
     args.extend(options.extra)
     last = latest_checkpoint(folder)
-    if last is not None:
-        args.append(f"--ckpt_path={last}")
+    hpc = [p.stat().st_mtime for p in last.parent.parent.glob("hpc_ckpt_*.ckpt")] if last is not None else []
+    if last is not None and (not hpc or last.stat().st_mtime >= max(hpc)):
+        args.append(f"--ckpt_path={last}")  # else Lightning's SLURM requeue checkpoint is newer: it resumes that
     return args
 
 
