@@ -45,9 +45,12 @@ demo: install
 # The paper's tables: fit + test every run of the manifest (resumable), then its table in experiments/results/.
 #   make reproduce-table2 DATA_ROOT=/data CKPT_ROOT=/ckpt [ONLY=timesformer/hmdb51_s1] [DEVICES=2] [PRECISION=..] [SEEDS=0,1,2]
 #   make reproduce-table2 SMOKE=1      (synthetic videos in each dataset's layout, tiny models, CPU, ~2 min)
+#   make reproduce-table2 LAUNCHER=slurm PARTITION=gpu GPUS_PER_NODE=4 DATA_ROOT=... CKPT_ROOT=...  (a job per run)
 REPRODUCE_FLAGS = $(if $(ONLY),--only $(ONLY)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) \
 	$(if $(CKPT_ROOT),--ckpt-root $(CKPT_ROOT)) $(if $(DEVICES),--devices $(DEVICES)) \
-	$(if $(PRECISION),--precision $(PRECISION)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1,$(SMOKE)),--smoke)
+	$(if $(PRECISION),--precision $(PRECISION)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1,$(SMOKE)),--smoke) \
+	$(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(PARTITION),--partition $(PARTITION)) \
+	$(if $(GPUS_PER_NODE),--gpus-per-node $(GPUS_PER_NODE)) $(if $(NODES),--nodes $(NODES))
 
 reproduce-table2: install
 	$(BIN)/vmp-lightning reproduce experiments/table2.yaml $(REPRODUCE_FLAGS)

@@ -379,3 +379,81 @@ def test_the_slurm_template_starts_the_rows_fit_with_its_recipe_checkpoint_and_d
     assert "--trainer.devices=4" in args and "--trainer.num_nodes=2" in args
     assert any(a.startswith("--run_id=table2-timesformer+vmp-hmdb51_s1-") for a in args)
     assert shlex.split(shlex.join(args)) == args
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    """sbatch, squeue and srun on PATH that record what they are given: sbatch answers with job ids 101, 102, ...;
+    squeue lists the jobs named in ``queued`` as PENDING."""
+    bin_dir = tmp_path / "slurm-bin"
+    bin_dir.mkdir()
+    log = tmp_path / "sbatch.log"
+    (bin_dir / "sbatch").write_text(
+        f'#!/bin/bash\nn=$(( $(ls {bin_dir}/*.sbatch 2>/dev/null | wc -l) + 101 ))\ncp "$1" {bin_dir}/$n.sbatch\n'
+        f'echo "$1" >> {log}\necho "Submitted batch job $n"\n'
+    )
+    (bin_dir / "squeue").write_text(f'#!/bin/bash\ngrep -qx "$3" {tmp_path / "queued"} 2>/dev/null && echo PENDING\n')
+    (bin_dir / "srun").write_text("#!/bin/bash\nexit 1\n")  # submitit checks that it is on a SLURM cluster
+    for tool in ("sbatch", "squeue", "srun"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    return bin_dir
+
+
+def test_the_slurm_launcher_submits_one_job_per_run_and_never_twice(tmp_path, fake_slurm, capsys):
+    """Each run its own job (submitit's files in the run folder), requeueable, with the run's full fit command and
+    the nodes and GPUs; a run whose job is still queued is not submitted again; a done run is skipped."""
+    import pickle
+
+    from vmp_lightning.harness.slurm import FitJob, SlurmOptions
+
+    manifest = load_manifest(EXPERIMENTS / "table2.yaml")
+    slurm = SlurmOptions(partition="gpu", nodes=2, gpus_per_node=4, time_min=600)
+    options = Options(out=tmp_path / "runs", smoke=True, in_process=main, slurm=slurm)
+    only = "x3d/hmdb51_s1,x3d+vmp/hmdb51_s1"
+    assert reproduce(manifest, options, only=only) == {
+        "x3d/hmdb51_s1": "submitted: SLURM job 101",
+        "x3d+vmp/hmdb51_s1": "submitted: SLURM job 102",
+    }
+    script = (fake_slurm / "102.sbatch").read_text()
+    for setting in ("--requeue", "--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--partition=gpu"):
+        assert f"#SBATCH {setting}" in script, setting
+    assert "#SBATCH --signal=USR2@120" in script and "#SBATCH --time=600" in script
+    folder = tmp_path / "runs" / "table2" / "x3d+vmp" / "hmdb51_s1"
+    assert (folder / "slurm_job_id").read_text().strip() == "102"
+    (submitted,) = (folder / "slurm").glob("*_submitted.pkl")
+    job = pickle.loads(submitted.read_bytes()).function
+    assert isinstance(job, FitJob) and job.entry is main
+    run = manifest.run("x3d+vmp", "hmdb51_s1")
+    assert job.args == [*fit_arguments(manifest, run, options), "--trainer.devices=4", "--trainer.num_nodes=2",
+                        "--trainer.strategy=ddp"]  # fmt: skip
+    (tmp_path / "queued").write_text("102\n")  # 101 finished (squeue no longer lists it), 102 waits
+    again = reproduce(manifest, options, only=only)
+    assert again == {"x3d/hmdb51_s1": "submitted: SLURM job 103", "x3d+vmp/hmdb51_s1": "queued: SLURM job 102"}
+    fake_result(tmp_path / "runs" / "table2" / "x3d" / "hmdb51_s1" / "p" / "r", 0.5, 0.9)
+    assert reproduce(manifest, options, only=only)["x3d/hmdb51_s1"] == "skipped"
+
+
+def test_a_fit_job_stopped_by_the_preemption_callback_hands_the_signal_back_to_submitit(monkeypatch):
+    """Rank 0 of a job whose fit saved and exited 143 raises submitit's signal (its handler requeues); an error
+    stays an error; rank 1 does not requeue."""
+    import signal
+    import sys
+
+    from vmp_lightning.harness.slurm import FitJob
+
+    heard = []
+    previous = signal.signal(signal.SIGUSR2, lambda number, frame: heard.append(number))
+    try:
+        monkeypatch.setenv("SLURM_PROCID", "0")
+        with pytest.raises(SystemExit) as stop:
+            FitJob(["fit"], lambda args: sys.exit(143))()
+        assert stop.value.code == 143 and heard == [signal.SIGUSR2]
+        monkeypatch.setenv("SLURM_PROCID", "1")
+        with pytest.raises(SystemExit):
+            FitJob(["fit"], lambda args: sys.exit(143))()
+        assert heard == [signal.SIGUSR2]
+        FitJob(["fit"], lambda args: None)()  # a finished fit: nothing raised
+        assert isinstance(FitJob(["fit"], main).checkpoint().function, FitJob)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)

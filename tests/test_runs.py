@@ -258,3 +258,17 @@ def test_the_processes_of_one_srun_step_agree_on_a_run_id_without_talking(tmp_pa
     monkeypatch.setattr(cli_module, "_FITS_PLACED", 0)
     ids = [new_run_id(tmp_path), new_run_id(tmp_path)]
     assert ids == ["slurm-7-step3-0", "slurm-7-step3-1"]  # the same on every rank; each fit its own
+
+
+@pytest.mark.slow
+def test_submitits_time_limit_warning_stops_a_fit_at_a_saved_step(synthetic_root, tmp_path):
+    """In a job submitted by the SLURM launcher, SIGUSR2 (sent before the time limit) stops like SIGTERM: the step
+    is saved and the fit exits 143, for submitit to requeue it."""
+    stopper = ["--trainer.callbacks+=helpers.SignalAt", "--trainer.callbacks.epoch=1", "--trainer.callbacks.batch=2"]
+    stopper.append("--trainer.callbacks.signal=SIGUSR2")
+    env = {**TESTS, "SUBMITIT_EXECUTOR": "slurm"}
+    stopped = run_cli([*fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=2"), *stopper], env=env)
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    (run,) = runs_in(tmp_path)
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["epoch"] == 1 and saved["global_step"] == 6 + 3  # epoch 0's 6 batches, then 0, 1 and 2 of epoch 1

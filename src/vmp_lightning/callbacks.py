@@ -92,6 +92,8 @@ class Preemption(L.Callback):
         if threading.current_thread() is threading.main_thread():  # Lightning restores the originals at teardown
             signal.signal(signal.SIGTERM, self._note)
             signal.signal(signal.SIGINT, self._note)
+            if os.environ.get("SUBMITIT_EXECUTOR"):  # submitit's warning before the time limit (harness/slurm.py)
+                signal.signal(signal.SIGUSR2, self._note)
 
     def _note(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGINT:
@@ -105,7 +107,7 @@ class Preemption(L.Callback):
             rank_zero_info(f"{signal.Signals(self.agreed).name}: stopping after this batch")
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        if self.agreed == signal.SIGTERM:
+        if self.agreed in (signal.SIGTERM, signal.SIGUSR2):
             raise SIGTERMException
         if self.agreed == signal.SIGINT:
             raise KeyboardInterrupt

@@ -45,8 +45,23 @@ def reproduce(argv: list[str]) -> None:
     parser.add_argument("--smoke", action="store_true", help="synthetic videos, tiny models, one short epoch")
     parser.add_argument("--dry-run", action="store_true", help="print each run's command, run nothing")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds: every run once per seed (0,1,2)")
+    parser.add_argument("--launcher", default="local", choices=["local", "slurm"], help="slurm: one job per run")
+    parser.add_argument("--partition", default=None, help="slurm: the partition")
+    parser.add_argument("--nodes", type=int, default=1, help="slurm: nodes per run")
+    parser.add_argument("--gpus-per-node", type=int, default=1, help="slurm: GPUs (and tasks) per node")
+    parser.add_argument("--cpus-per-task", type=int, default=8, help="slurm: CPU cores per GPU (loader workers)")
+    parser.add_argument("--time", type=int, default=24 * 60, help="slurm: each job's time limit in minutes")
+    parser.add_argument("--sbatch", default=[], nargs="*", help="slurm: further KEY=VALUE settings (account=...)")
     own, extra = split_passthrough(argv)
     args = parser.parse_args(own)
+    from vmp_lightning.harness.slurm import SlurmOptions
+
+    slurm = None
+    if args.launcher == "slurm":
+        settings = dict(item.split("=", 1) for item in args.sbatch)
+        slurm = SlurmOptions(
+            args.partition, args.nodes, args.gpus_per_node, args.cpus_per_task, args.time, 120, settings
+        )
     manifest = load_manifest(args.manifest, seed_list(args.seeds))
     out = Path(args.out) / ("smoke" if args.smoke else "")
     options = Options(
@@ -59,9 +74,10 @@ def reproduce(argv: list[str]) -> None:
         dry_run=args.dry_run,
         extra=tuple(extra),
         in_process=main,
+        slurm=slurm,
     )
     status = run_all(manifest, options, args.only)
-    if not args.dry_run:
+    if not args.dry_run and slurm is None:
         results = Path(args.results) / ("smoke" if args.smoke else "")
         md, _ = write_table(manifest, out, results)
         print(md.read_text())

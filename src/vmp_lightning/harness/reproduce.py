@@ -17,15 +17,12 @@ import shlex
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from vmp_lightning.harness.manifest import Manifest, Run
+from vmp_lightning.harness.slurm import InProcess, SlurmOptions, queued_job, submit
 from vmp_lightning.runs import METRICS_FILE, RUN_ID_VARIABLE
-
-#: Runs ``vmp-lightning <args>`` in this process (`vmp_lightning.commands.main`).
-InProcess = Callable[[list[str]], None]
 
 
 @dataclass
@@ -39,6 +36,7 @@ class Options:
     dry_run: bool = False
     extra: tuple[str, ...] = ()
     in_process: InProcess | None = None  # None: every run as a subprocess
+    slurm: SlurmOptions | None = None  # each run as its own SLURM job (needs in_process: what the job runs)
 
 
 def run_folder(out: Path, run: Run) -> Path:
@@ -143,6 +141,13 @@ def execute(args: list[str], devices: str | None, in_process: InProcess | None =
             wandb.run.finish()
 
 
+def launch_on_slurm(run: Run, args: list[str], options: Options) -> str:
+    if options.in_process is None:
+        raise ValueError("the SLURM launcher needs the command line's entry point (Options.in_process)")
+    job = submit(f"{run.manifest}/{run.name}", args, run_folder(options.out, run), options.in_process, options.slurm)
+    return f"submitted: SLURM job {job}"
+
+
 def ordered(runs: list[Run]) -> list[Run]:
     """Runs that start from another run's checkpoint go after all the others."""
     return [r for r in runs if r.init_from is None] + [r for r in runs if r.init_from is not None]
@@ -162,6 +167,11 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
             status[run.name] = "skipped"
             print(f"{head}: done before, skipped", flush=True)
             continue
+        job = queued_job(run_folder(options.out, run)) if options.slurm is not None else None
+        if job is not None:
+            status[run.name] = f"queued: SLURM job {job}"
+            print(f"{head}: queued or running as SLURM job {job}, not submitted again", flush=True)
+            continue
         try:
             args = fit_arguments(manifest, run, options)
         except RunNotReady as error:
@@ -172,10 +182,15 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
         if options.dry_run:
             status[run.name] = "planned"
             continue
+        if options.slurm is not None:
+            status[run.name] = launch_on_slurm(run, args, options)
+            print(f"{head}: {status[run.name]}", flush=True)
+            continue
         code = execute(args, options.devices, options.in_process)
         done = code == 0 and run_metrics(run_folder(options.out, run)) is not None
         status[run.name] = "done" if done else f"failed: exit code {code}"
-    counts = {key: sum(s.split(":")[0] == key for s in status.values()) for key in ("done", "skipped", "failed")}
+    keys = ("done", "skipped", "failed", *(("submitted", "queued") if options.slurm is not None else ()))
+    counts = {key: sum(s.split(":")[0] == key for s in status.values()) for key in keys}
     print(f"{manifest.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
     for name, state in status.items():
         if state.startswith("failed"):

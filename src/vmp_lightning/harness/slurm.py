@@ -1,0 +1,105 @@
+"""`vmp-lightning reproduce --launcher slurm`: each run of a manifest as its own SLURM job, submitted with submitit.
+
+One mechanism stops and requeues a job. submitit asks SLURM for ``SIGUSR2`` ``signal_delay_s`` seconds before the
+time limit (and SLURM sends SIGTERM at a preemption); during training the `Preemption` callback takes either
+signal, every rank stops at one step and ``last.ckpt`` is saved; then `FitJob` hands the signal back to submitit,
+which calls `FitJob.checkpoint` and requeues the job. Lightning's own SLURM requeue listens to ``SIGUSR1``, which
+these jobs never get. The requeued job runs the same fit; its run id comes from the run (``--run_id``), so it
+continues the same folder and W&B run from ``last.ckpt``. ``<run folder>/slurm_job_id`` names the job, so that
+running ``reproduce`` again skips finished runs and does not resubmit queued or running ones.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Runs ``vmp-lightning <args>`` in this process (`vmp_lightning.commands.main`).
+InProcess = Callable[[list[str]], None]
+
+JOB_ID_FILE = "slurm_job_id"
+#: squeue states of a job that is still to run or running: not to be submitted again.
+ALIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED"}
+
+
+@dataclass
+class SlurmOptions:
+    partition: str | None = None
+    nodes: int = 1
+    gpus_per_node: int = 1
+    cpus_per_task: int = 8
+    time_min: int = 24 * 60
+    signal_delay_s: int = 120
+    additional: dict[str, str] = field(default_factory=dict)  # any further #SBATCH setting (account, qos, ...)
+
+
+class FitJob:
+    """What each SLURM task runs: ``vmp-lightning <args>`` in its own process (one DDP rank per task)."""
+
+    def __init__(self, args: list[str], entry: InProcess) -> None:
+        self.args, self.entry = list(args), entry
+
+    def __call__(self) -> None:
+        try:
+            self.entry(self.args)
+        except SystemExit as stop:
+            if stop.code == 128 + signal.SIGTERM and int(os.environ.get("SLURM_PROCID", "0")) == 0:
+                # stopped and saved by the Preemption callback: submitit requeues (its handler calls checkpoint)
+                signal.raise_signal(getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")))
+            if stop.code not in (None, 0):
+                raise
+
+    def checkpoint(self) -> object:
+        """The same fit again: it continues its run from ``last.ckpt``."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(FitJob(self.args, self.entry))
+
+
+def job_state(job_id: str) -> str | None:
+    """The job's state as squeue gives it, or None when squeue no longer lists it (finished, failed, unknown)."""
+    try:
+        done = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    states = done.stdout.split()
+    return states[0] if done.returncode == 0 and states else None
+
+
+def queued_job(folder: Path) -> str | None:
+    """The job that will run or is running this run (its id), if any."""
+    path = Path(folder) / JOB_ID_FILE
+    if not path.is_file():
+        return None
+    job_id = path.read_text().strip()
+    return job_id if job_state(job_id) in ALIVE else None
+
+
+def submit(name: str, args: list[str], folder: Path, entry: InProcess, options: SlurmOptions) -> str:
+    """Submit one run as a SLURM job (submitit's files in ``<folder>/slurm``); its job id, also written to
+    ``<folder>/slurm_job_id``."""
+    import submitit
+
+    devices = options.nodes * options.gpus_per_node
+    flags = [f"--trainer.devices={options.gpus_per_node}", f"--trainer.num_nodes={options.nodes}"]
+    flags += ["--trainer.strategy=ddp"] if devices > 1 else []
+    executor = submitit.SlurmExecutor(folder=Path(folder) / "slurm")
+    executor.update_parameters(
+        job_name=name,
+        **({"partition": options.partition} if options.partition else {}),
+        nodes=options.nodes,
+        ntasks_per_node=options.gpus_per_node,
+        gpus_per_node=options.gpus_per_node,
+        cpus_per_task=options.cpus_per_task,
+        time=options.time_min,
+        signal_delay_s=options.signal_delay_s,
+        additional_parameters={"requeue": True, **options.additional},
+    )
+    job = executor.submit(FitJob([*args, *flags], entry))
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / JOB_ID_FILE).write_text(f"{job.job_id}\n")
+    return str(job.job_id)
