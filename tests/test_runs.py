@@ -258,6 +258,9 @@ def test_the_processes_of_one_srun_step_agree_on_a_run_id_without_talking(tmp_pa
     monkeypatch.setattr(cli_module, "_FITS_PLACED", 0)
     ids = [new_run_id(tmp_path), new_run_id(tmp_path)]
     assert ids == ["slurm-7-step3-0", "slurm-7-step3-1"]  # the same on every rank; each fit its own
+    monkeypatch.setenv("WANDB_SWEEP_ID", "s1")
+    monkeypatch.setenv("WANDB_RUN_ID", "trial9")
+    assert new_run_id(tmp_path) == "trial9"  # a W&B agent's trial keeps the id the sweep gave it
 
 
 @pytest.mark.slow

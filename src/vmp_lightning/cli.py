@@ -126,13 +126,16 @@ _FITS_PLACED = 0  # fits this process has given a folder (the harness or a noteb
 
 
 def new_run_id(runs_root: Path) -> str:
-    """A new fit's id, never the job's alone. A DDP process that Lightning started takes its parent's; the
+    """A new fit's id, never the job's alone. A DDP process that Lightning started takes its parent's, a trial
+    that a W&B agent started the agent's; the
     processes of a multi-process SLURM step (srun) or torchrun rendezvous agree without talking, on the step or
     rendezvous and the fit's number in the process; otherwise a fresh one (time and a random suffix), under SLURM
     recorded in the job (`slurm_job_run_id`) so that a requeued job's fits continue their runs."""
     global _FITS_PLACED
     if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(RUN_ID_VARIABLE):
         return os.environ[RUN_ID_VARIABLE]
+    if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
+        return os.environ["WANDB_RUN_ID"]  # a trial that `wandb agent` started: the sweep's id for it
     nth, _FITS_PLACED = _FITS_PLACED, _FITS_PLACED + 1
     job = slurm_job()
     if job and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
