@@ -252,3 +252,36 @@ def test_temporal_variation_is_zero_for_constant_maps_and_checks_input():
         temporal_variation(torch.rand(2, 3, 4))
     with pytest.raises(ValueError, match="V reduction"):
         temporal_variation(torch.rand(2, 3, 4, 4), "max")
+
+
+def test_the_fused_sigmoid_layer_has_the_generic_paths_values_and_an_exact_backward():
+    """MotionPrompt with the learnable sigmoid runs as one autograd node (SigmoidPrompt): float64 gradcheck of both
+    outputs in the clip, a and b; in float32 the same prompts and maps as the generic autograd path within 1e-6 and
+    the same gradients for the clip, m and n under a loss that uses both outputs (as CE + lambda V does)."""
+    from vmp_lightning.prompt.layer import SigmoidPrompt
+    from vmp_lightning.prompt.regularizer import temporal_variation
+
+    torch.manual_seed(5)
+    layer = MotionPrompt(NORM, pn=LearnableSigmoid(init_m=0.4, init_n=0.1)).double()
+    x = (0.3 * torch.randn(2, 3, 4, 5, 6, dtype=torch.float64)).requires_grad_()
+    a = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
+    weights = layer._luma_of_normalised.double()
+    assert torch.autograd.gradcheck(lambda x, a, b: SigmoidPrompt.apply(x, weights, a, b), (x, a, b))
+
+    layer = MotionPrompt(NORM, pn=LearnableSigmoid(init_m=0.4, init_n=0.1))
+    x = torch.randn(2, 3, 9, 32, 40)
+    results = []
+    for fused in (True, False):
+        layer.zero_grad()
+        clip = x.clone().requires_grad_()
+        if fused:
+            prompts, attention = layer(clip)
+        else:
+            attention = layer.attention(clip)  # the generic path: PN by autograd
+            prompts = attention.unsqueeze(1) * clip[:, :, 1:]
+        loss = (prompts * torch.linspace(-1, 1, 40)).sum() + 10 * temporal_variation(attention)
+        loss.backward()
+        results.append((prompts, attention, clip.grad, layer.pn.m.grad, layer.pn.n.grad))
+    for fused, generic in zip(*results, strict=True):
+        torch.testing.assert_close(fused, generic, atol=1e-6, rtol=1e-5)

@@ -417,9 +417,10 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12,
 
 
 class VideoWriter:
-    """Frame-by-frame H.264 writer (yuv420p, one encoder thread). ``deterministic``: the same bytes for the same
-    frames, by running x264 without its assembly (measured here: its SIMD code gave 3-5 different encodes of the
-    same frames in 8 tries); slower, meant for small synthetic videos."""
+    """Frame-by-frame H.264 writer (yuv420p, one encoder thread; no B-frames in an AVI, whose index holds no
+    presentation times, so that the project's own files read on the fast frame-exact path). ``deterministic``: the
+    same bytes for the same frames, by running x264 without its assembly (measured here: its SIMD code gave 3-5
+    different encodes of the same frames in 8 tries); slower, meant for small synthetic videos."""
 
     def __init__(
         self,
@@ -442,6 +443,8 @@ class VideoWriter:
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
         x264 = "threads=1:lookahead-threads=1" + (":asm=0" if deterministic else "")
+        if Path(path).suffix.lower() == ".avi":  # AVI keeps no presentation times: B-frames would be misnumbered
+            x264 += ":bframes=0"
         options = {"crf": str(crf), "preset": "veryfast", "x264-params": x264}
         if gop is not None:
             options["g"] = str(gop)

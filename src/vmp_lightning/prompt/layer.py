@@ -59,8 +59,7 @@ class MotionPrompt(nn.Module):
         check_clip(x, min_frames=2)
         with torch.autocast(device_type=x.device.type, enabled=False):
             xf = x.to(torch.promote_types(x.dtype, torch.float32))
-            w = self._luma_of_normalised.to(xf.dtype)
-            luma = w[0] * xf[:, 0] + w[1] * xf[:, 1] + w[2] * xf[:, 2]  # B x (T+1) x H x W
+            luma = _luma(xf, self._luma_of_normalised.to(xf.dtype))  # B x (T+1) x H x W
             return luma[:, 1:] - luma[:, :-1]
 
     def attention(self, x: Tensor) -> Tensor:
@@ -71,6 +70,9 @@ class MotionPrompt(nn.Module):
             return self.pn(differences)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if isinstance(self.pn, LearnableSigmoid):  # the default: one fused pass each way (SigmoidPrompt)
+            check_clip(x, min_frames=2)
+            return SigmoidPrompt.apply(x, self._luma_of_normalised, self.pn.a, self.pn.b)
         attention = self.attention(x)
         prompts = attention.unsqueeze(1).to(x.dtype) * x[:, :, 1:]
         return prompts, attention
@@ -92,6 +94,62 @@ class MotionPrompt(nn.Module):
     def extra_repr(self) -> str:
         n = self.normalization
         return f"mean={n.mean}, std={n.std}, channel_order={n.channel_order!r}, luma_order={self.luma_order!r}"
+
+
+def _luma(x: Tensor, weights: Tensor) -> Tensor:
+    """``sum_c w_c x_c`` ``B x (T+1) x H x W``, rounded as `MotionPrompt.differences` rounds it."""
+    luma = x[:, 0] * weights[0]
+    luma += x[:, 1] * weights[1]
+    luma += x[:, 2] * weights[2]
+    return luma
+
+
+class SigmoidPrompt(torch.autograd.Function):
+    """The layer with the learnable sigmoid, ``(x, luma weights, a, b) -> (prompts, attention)``, as one autograd
+    node: the same arithmetic as the generic path, but only the attention maps are kept for backward (the
+    differences are recomputed from the clip) and the backward pass is written out, a few elementwise passes instead
+    of autograd's chain of small ones."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weights: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            xf = x.to(torch.promote_types(x.dtype, torch.float32))
+            weights = weights.to(xf.dtype)
+            luma = _luma(xf, weights)
+            attention = torch.sub(luma[:, 1:], luma[:, :-1]).sub_(b).mul_(a).sigmoid_()
+            prompts = attention.unsqueeze(1).to(x.dtype) * x[:, :, 1:]
+        ctx.save_for_backward(x, attention, weights, a, b)
+        return prompts, attention
+
+    @staticmethod
+    def backward(ctx, grad_prompts: Tensor | None, grad_attention: Tensor | None) -> tuple:
+        x, attention, weights, a, b = ctx.saved_tensors
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            xf = x.to(attention.dtype)
+            # d loss / d attention, then through the sigmoid: d loss / d z, z = a (D - b)
+            total = torch.zeros_like(attention) if grad_attention is None else grad_attention.to(attention.dtype)
+            if grad_prompts is not None:
+                gp = grad_prompts.to(attention.dtype)
+                total = total + gp[:, 0] * xf[:, 0, 1:]
+                total.addcmul_(gp[:, 1], xf[:, 1, 1:]).addcmul_(gp[:, 2], xf[:, 2, 1:])
+            g = total.mul_(attention).mul_(1 - attention)
+            grad_x = grad_a = grad_b = None
+            if ctx.needs_input_grad[2]:
+                luma = _luma(xf, weights)
+                grad_a = torch.sub(luma[:, 1:], luma[:, :-1]).sub_(b).mul_(g).sum()
+            if ctx.needs_input_grad[3]:
+                grad_b = -(a * g.sum())
+            if ctx.needs_input_grad[0]:  # through the prompts (the later frame) and through D (both frames)
+                through_d = weights.view(1, 3, 1, 1, 1) * g.mul_(a).unsqueeze(1)
+                grad_x = torch.empty_like(xf)
+                if grad_prompts is not None:
+                    torch.addcmul(through_d, gp, attention.unsqueeze(1), out=grad_x[:, :, 1:])
+                else:
+                    grad_x[:, :, 1:] = through_d
+                grad_x[:, :, 0].zero_()
+                grad_x[:, :, :-1].sub_(through_d)
+                grad_x = grad_x.to(x.dtype)
+        return grad_x, None, grad_a, grad_b
 
 
 def check_clip(x: Tensor, min_frames: int) -> None:
