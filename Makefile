@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SYSDEPS := $(VENV)/.system-deps-stamp
 
-.PHONY: install system-deps test test-fast demo lint format bench bench-gpu bench-hf clean reproduce-table1 reproduce-table2 download-checkpoints
+.PHONY: install system-deps test test-fast demo lint format bench bench-gpu bench-gpu-smoke bench-hf clean reproduce-table1 reproduce-table2 download-checkpoints
 
 install: $(STAMP)
 
@@ -83,9 +83,14 @@ bench: install
 	$(BIN)/python benchmarks/resume_matrix.py
 	$(BIN)/python benchmarks/cut_seek.py
 
-# On a machine with a GPU: step time and peak memory with and without VMPs (benchmarks/results/gpu_step.md).
-bench-gpu: install
-	$(BIN)/python benchmarks/gpu_step.py
+# On a machine with a GPU and its own torch and timm (no install, no network needed): step time and peak memory
+# with and without VMPs, the prompt layer's bandwidth (benchmarks/results/gpu_step.md); without a GPU, one line.
+GPU_PYTHON ?= python3
+bench-gpu:
+	PYTHONPATH=src:benchmarks $(GPU_PYTHON) benchmarks/gpu_step.py
+
+# The smoke Table 2 run on the GPU, through the whole project (make install first).
+bench-gpu-smoke: install
 	$(BIN)/python benchmarks/gpu_smoke.py
 
 # transformers only for this comparison, beside the benchmark, not in the project's environment

@@ -5,7 +5,12 @@ SlowFast R50 8x8 (32 fast frames at 224, each VMP placement), X3D-S (13 frames a
 peak memory from ``torch.cuda.max_memory_allocated`` per variant. Goal: VMP step <= 1.03x the backbone's time,
 <= 1.05x its memory. Writes ``benchmarks/results/gpu_step.{json,md}`` with the card's name.
 
-    python benchmarks/gpu_step.py [--repeats 20] [--only slowfast,x3d,timesformer]
+Then the prompt layer alone (fp32 forward + backward at SlowFast's fast-pathway input, 8 x 3 x 33 x 224 x 224): the
+bytes it must move at the least (the clip read, maps and prompts written; upstream gradients, clip and maps read,
+clip gradient written) over its time, as a fraction of this card's own copy bandwidth (a 2 GiB device-to-device
+copy). Goal: >= 70 %. Needs only torch and timm (a GPU machine's own packages) with ``PYTHONPATH=src``.
+
+    python benchmarks/gpu_step.py [--repeats 10] [--only slowfast,x3d,timesformer]
     python benchmarks/gpu_step.py --smoke      # tiny sizes on whatever device there is: checks the script runs
 """
 
@@ -71,14 +76,55 @@ def peak_memory(step, device: torch.device) -> int:
     return torch.cuda.max_memory_allocated()
 
 
+def copy_bandwidth(device: torch.device, gib: float = 2.0) -> float:
+    """Bytes per second of a device-to-device copy (read + write), median of 5."""
+    source = torch.empty(int(gib * 2**30) // 4, device=device)
+    target = torch.empty_like(source)
+
+    def copy():
+        target.copy_(source)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    seconds = time_steps_interleaved({"copy": copy}, 5)["copy"]
+    return 2 * source.numel() * 4 / seconds
+
+
+def prompt_bandwidth(device: torch.device, repeats: int, smoke: bool) -> dict:
+    """The prompt layer's achieved bandwidth: its least traffic over its fp32 forward + backward time."""
+    from vmp_lightning.prompt import LearnableSigmoid, MotionPrompt
+
+    batch, frames, size = (2, 5, 32) if smoke else (8, 33, 224)
+    layer = MotionPrompt(pn=LearnableSigmoid(init_m=0.5, init_n=0.1)).to(device)
+    clip = torch.randn(batch, 3, frames, size, size, device=device, requires_grad=True)
+
+    def step():
+        clip.grad = None
+        prompts, attention = layer(clip)
+        torch.autograd.backward((prompts, attention), (torch.ones_like(prompts), torch.ones_like(attention)))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    seconds = time_steps_interleaved({"layer": step}, repeats)["layer"]
+    pixels, steps = batch * size * size, frames - 1
+    least = 4 * pixels * ((3 * frames + steps + 3 * steps) + (3 * steps + steps + 3 * frames + steps + 3 * frames))
+    achieved, copy = least / seconds, copy_bandwidth(device, 0.05 if smoke else 2.0)
+    return {"input": f"{batch}x3x{frames}x{size}x{size}", "ms": 1000 * seconds, "gb_per_s": achieved / 1e9,
+            "copy_gb_per_s": copy / 1e9, "fraction_of_copy": achieved / copy}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--only", default=",".join(CASES))
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", default="benchmarks/results/gpu_step")
     args = parser.parse_args()
+    if not args.smoke and not torch.cuda.is_available():
+        raise SystemExit(
+            "gpu_step.py: no CUDA GPU here (torch.cuda.is_available() is False); --smoke runs it on the CPU"
+        )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cases = SMOKE if args.smoke else CASES
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
@@ -102,10 +148,13 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
         del steps
+    bandwidth = prompt_bandwidth(device, args.repeats, args.smoke)
+    print(bandwidth, flush=True)
     machine = {"device": card, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "smoke": args.smoke}
     out = Path(args.out + ("_smoke" if args.smoke else ""))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    record = {"machine": machine, "rows": rows, "prompt_bandwidth": bandwidth}
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2))
     lines = [
         f"Training step with and without VMPs on {card}, batch {args.batch}, bf16 autocast, torch {machine['torch']}, "
         f"{machine['date']}" + (" (smoke sizes)" if args.smoke else ""),
@@ -120,6 +169,12 @@ def main() -> None:
             f"| {r['backbone']} | {r['vmp']} | {r['baseline_ms']:.1f} | {r['vmp_ms']:.1f} | {r['time_ratio']:.3f} | "
             f"{r['baseline_peak_mib']:.0f} | {r['vmp_peak_mib']:.0f} | {ratio} |"
         )
+    lines += [
+        "",
+        f"Prompt layer alone, fp32 forward + backward, {bandwidth['input']}: {bandwidth['ms']:.2f} ms, "
+        f"{bandwidth['gb_per_s']:.0f} GB/s of its least traffic = {100 * bandwidth['fraction_of_copy']:.0f} % of "
+        f"this card's copy bandwidth ({bandwidth['copy_gb_per_s']:.0f} GB/s; goal >= 70 %)",
+    ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

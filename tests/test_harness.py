@@ -457,3 +457,30 @@ def test_a_fit_job_stopped_by_the_preemption_callback_hands_the_signal_back_to_s
         assert isinstance(FitJob(["fit"], main).checkpoint().function, FitJob)
     finally:
         signal.signal(signal.SIGUSR2, previous)
+
+
+@pytest.mark.slow
+def test_the_gpu_benchmark_says_in_one_line_that_there_is_no_gpu_and_runs_at_smoke_sizes(tmp_path):
+    """make bench-gpu on a machine without a GPU: one line, non-zero; --smoke runs every part of the script (steps
+    with and without VMPs, the prompt layer's bandwidth) with only src/ and benchmarks/ on the path."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO / 'benchmarks'}", "CUDA_VISIBLE_DEVICES": ""}
+    script = str(REPO / "benchmarks" / "gpu_step.py")
+    refused = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        "gpu_step.py: no CUDA GPU here (torch.cuda.is_available() is False); --smoke runs it on the CPU"
+    ]
+    out = tmp_path / "gpu_step"
+    done = subprocess.run(
+        [sys.executable, script, "--smoke", "--repeats", "2", "--only", "x3d", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads(out.with_name("gpu_step_smoke.json").read_text())
+    assert [r["vmp"] for r in record["rows"]] == ["input"] and record["prompt_bandwidth"]["fraction_of_copy"] > 0
+    assert "of this card's copy bandwidth" in out.with_name("gpu_step_smoke.md").read_text()
