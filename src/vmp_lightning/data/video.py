@@ -123,7 +123,7 @@ def _distrust(pts: list, keyframe: list, reorders: bool, output_pts: list) -> st
     return ""
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=1 << 14)  # a dataset's files, once per process (about 1 KB each for short clips)
 def _cached_index(path: str, size: int, mtime_ns: int) -> FrameIndex:
     import av
 
@@ -173,7 +173,8 @@ def decodable_frames(path: str) -> tuple[int, str]:
 
 
 def index_video(path: str | Path) -> FrameIndex:
-    """The `FrameIndex` of a video, cached per process for an unchanged file."""
+    """The `FrameIndex` of a video, made once per process for an unchanged file (keyed by path, size and mtime:
+    the frame-order check is never repeated per read, and a rewritten file is indexed again)."""
     status = Path(path).stat()
     return _cached_index(str(path), status.st_size, status.st_mtime_ns)
 
