@@ -4,12 +4,14 @@ Helper functions are in helpers.py."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["VMP_LIGHTNING_CACHE"] = tempfile.mkdtemp(prefix="vmp-cache-")  # frame indexes: not the user's home
 
 from helpers import TINY_SPEC, ramp_video
 from vmp_lightning.data import SyntheticMotionSpec, generate

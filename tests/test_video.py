@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from helpers import full_decode, ramp_video
+from helpers import ramp_video
 from vmp_lightning.data import (
     SyntheticMotionSpec,
     VideoDecodeError,
@@ -79,17 +79,23 @@ def test_missing_and_corrupt_videos_name_the_file(tmp_path):
         dataset[0]
 
 
-def test_the_projects_own_avi_files_read_on_the_fast_frame_exact_path(tmp_path):
-    """An AVI keeps no presentation times: written with B-frames, its frames would come out of the decoder in
-    another order than the timestamps say and every read would go to the slow counting path. The writer leaves
-    B-frames out of AVIs, so decord reads them, frame-exact."""
-    from vmp_lightning.data.video import DecordReader, index_video
+def test_a_video_is_indexed_once_per_machine_and_again_when_it_changes(tmp_path, monkeypatch):
+    """The frame index (packets, key frames, the frame-order check) is kept in the cache folder, keyed by path,
+    size and mtime: a new process reads it instead of demuxing the file; a rewritten file is indexed again. The
+    video's own folder is never written to."""
+    from vmp_lightning.data import video as video_module
 
-    video = np.zeros((40, 64, 64, 3), np.uint8)
-    for t in range(40):  # smooth motion: what makes x264 choose B-frames
-        video[t, 20:36, t : t + 16] = 200
-    write_video(tmp_path / "square.avi", video, fps=10)
-    assert index_video(tmp_path / "square.avi").untrusted == ""
-    reader = open_video(tmp_path / "square.avi", "decord")
-    assert isinstance(reader, DecordReader)
-    np.testing.assert_array_equal(read_frames(reader, [0, 17, 39]), full_decode(tmp_path / "square.avi")[[0, 17, 39]])
+    monkeypatch.setenv("VMP_LIGHTNING_CACHE", str(tmp_path / "cache"))
+    path = ramp_video(tmp_path / "videos" / "a.mp4", frames=30)
+    first = video_module.index_video(path)
+    assert len(list(video_module.index_cache_folder().glob("*.npz"))) == 1
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == ["a.mp4"]
+    built = []
+    monkeypatch.setattr(video_module, "_build_index", lambda p: built.append(p) or first)
+    video_module._cached_index.cache_clear()  # as a new process
+    again = video_module.index_video(path)
+    assert built == [] and again.frames == first.frames and again.untrusted == first.untrusted
+    np.testing.assert_array_equal(again.packet_pts, first.packet_pts)
+    ramp_video(path, frames=31)  # rewritten: another size and mtime
+    video_module.index_video(path)
+    assert built == [str(path)]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import secrets
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -125,6 +126,45 @@ def _distrust(pts: list, keyframe: list, reorders: bool, output_pts: list) -> st
 
 @functools.lru_cache(maxsize=1 << 14)  # a dataset's files, once per process (about 1 KB each for short clips)
 def _cached_index(path: str, size: int, mtime_ns: int) -> FrameIndex:
+    stored = _index_file(path, size, mtime_ns)
+    try:
+        with np.load(stored) as saved:
+            return FrameIndex(
+                frames=int(saved["frames"]),
+                header_frames=int(saved["header_frames"]),
+                fps=float(saved["fps"]),
+                packet_pts=saved["packet_pts"],
+                keyframe=saved["keyframe"],
+                untrusted=str(saved["untrusted"]),
+            )
+    except (OSError, KeyError, ValueError):  # not indexed on this machine yet (or an unreadable cache file)
+        pass
+    index = _build_index(path)
+    with contextlib.suppress(OSError):  # a read-only home only costs the index again next time
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        partial = stored.with_name(f".{stored.stem}.{secrets.token_hex(4)}.npz")
+        np.savez(partial, **{f.name: np.asarray(getattr(index, f.name)) for f in fields(index)})
+        os.replace(partial, stored)
+    return index
+
+
+def index_cache_folder() -> Path:
+    """Where frame indexes are kept between runs: ``$VMP_LIGHTNING_CACHE/frame-index`` (default
+    ``~/.cache/vmp-lightning``); never beside the videos, which are the user's."""
+    root = os.environ.get("VMP_LIGHTNING_CACHE") or Path.home() / ".cache" / "vmp-lightning"
+    return Path(root) / "frame-index"
+
+
+def _index_file(path: str, size: int, mtime_ns: int) -> Path:
+    name = hashlib.sha1(f"{INDEX_VERSION}|{Path(path).resolve()}|{size}|{mtime_ns}".encode()).hexdigest()
+    return index_cache_folder() / f"{name}.npz"
+
+
+#: Bumped when what an index holds, or how it is made, changes: older cached indexes are then not read.
+INDEX_VERSION = 2
+
+
+def _build_index(path: str) -> FrameIndex:
     import av
 
     with av.open(path) as container:
@@ -418,10 +458,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12,
 
 
 class VideoWriter:
-    """Frame-by-frame H.264 writer (yuv420p, one encoder thread; no B-frames in an AVI, whose index holds no
-    presentation times, so that the project's own files read on the fast frame-exact path). ``deterministic``: the
-    same bytes for the same frames, by running x264 without its assembly (measured here: its SIMD code gave 3-5
-    different encodes of the same frames in 8 tries); slower, meant for small synthetic videos."""
+    """Frame-by-frame H.264 writer (yuv420p, one encoder thread). ``deterministic``: the same bytes for the same
+    frames, by running x264 without its assembly (measured here: its SIMD code gave 3-5 different encodes of the
+    same frames in 8 tries); slower, meant for small synthetic videos."""
 
     def __init__(
         self,
@@ -444,8 +483,6 @@ class VideoWriter:
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
         x264 = "threads=1:lookahead-threads=1" + (":asm=0" if deterministic else "")
-        if Path(path).suffix.lower() == ".avi":  # AVI keeps no presentation times: B-frames would be misnumbered
-            x264 += ":bframes=0"
         options = {"crf": str(crf), "preset": "veryfast", "x264-params": x264}
         if gop is not None:
             options["g"] = str(gop)
