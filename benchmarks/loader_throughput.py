@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -142,6 +143,26 @@ def compare(paths: list[Path], args: argparse.Namespace) -> dict[str, float]:
     }
 
 
+def index_cost(paths: list[Path]) -> tuple[float, float]:
+    """Milliseconds per video of the frame index (what ours does before its first read of a file): made from
+    the file, and read back from the cache folder by a new process."""
+    from vmp_lightning.data import video
+
+    before = os.environ.get("VMP_LIGHTNING_CACHE")
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["VMP_LIGHTNING_CACHE"] = cache
+        seconds = []
+        for _ in range(2):  # made, then read from the cache
+            video._cached_index.cache_clear()
+            began = time.perf_counter()
+            for path in paths:
+                video.index_video(path)
+            seconds.append(time.perf_counter() - began)
+    os.environ.pop("VMP_LIGHTNING_CACHE") if before is None else os.environ.update(VMP_LIGHTNING_CACHE=before)
+    video._cached_index.cache_clear()
+    return 1000 * seconds[0] / len(paths), 1000 * seconds[1] / len(paths)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=48)
@@ -164,6 +185,9 @@ def main() -> None:
         )
         summary[f"{source}: ours / raw decoder"] = ours_rate / rates["raw decoder"]
         summary[f"{source}: ours / pytorchvideo"] = ours_rate / rates["pytorchvideo"]
+    made, read = index_cost(make_videos(Path(args.cache), args.videos))
+    summary["synthetic: frame index per video, made (demux + order check), ms"] = made
+    summary["synthetic: frame index per video, read from the cache, ms"] = read
     records = [VideoRecord(str(p), 0, f"{i}") for i, p in enumerate(make_videos(Path(args.cache), args.videos))]
     ours = ClipDataset(records, FRAMES, STRIDE, train_transform(224, (256, 320), True), True, target_fps=FPS)
     for workers in sorted({1, 2, *range(4, (os.cpu_count() or 2) + 1, 4), os.cpu_count() or 2}):
