@@ -101,8 +101,11 @@ class Preemption(L.Callback):
         self.noted = self.noted or int(signum)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        noted = torch.tensor(float(self.noted), device=pl_module.device)
-        self.agreed = int(trainer.strategy.reduce(noted, reduce_op="max").item())
+        if trainer.world_size == 1:  # nothing to agree on: no tensor, no device synchronisation per step
+            self.agreed = self.noted
+        else:
+            noted = torch.tensor(float(self.noted), device=pl_module.device)
+            self.agreed = int(trainer.strategy.reduce(noted, reduce_op="max").item())
         if self.agreed:
             rank_zero_info(f"{signal.Signals(self.agreed).name}: stopping after this batch")
 
