@@ -124,3 +124,21 @@ def test_pyav_checks_the_order_of_every_decode(messy):
     assert index_video(swapped).untrusted == ""  # outside the checked start
     expected = full_decode(swapped)
     np.testing.assert_array_equal(read_frames(open_video(swapped, "pyav"), [80, 81, 82, 83]), expected[80:84])
+
+
+def test_an_avi_where_decord_finds_no_frame_times_is_read_by_pyav(tmp_path):
+    """H.264 in an AVI without B-frames (all key frames here): the timestamps are in order, but decord finds no
+    frame times in it and returns frame 0 for every random read; open_video sees that and hands the file to PyAV."""
+    import decord
+
+    frames = np.stack([np.full((32, 64, 3), 8 + 2 * t, np.uint8) for t in range(60)])
+    path = tmp_path / "intra.avi"
+    write_video(path, frames, fps=30, gop=1)
+    expected = full_decode(path)
+    indices = [12, 44, 3, 59]
+    alone = decord.VideoReader(str(path)).get_batch(indices).asnumpy()
+    assert not np.array_equal(alone, expected[indices]), "decord alone misreads this file"
+    with pytest.warns(UserWarning, match="decord finds no frame times"):
+        reader = open_video(path, "decord")
+    assert isinstance(reader, PyAVReader)
+    np.testing.assert_array_equal(read_frames(reader, indices), expected[indices])

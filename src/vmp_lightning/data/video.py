@@ -232,6 +232,12 @@ class DecordReader(VideoReader):
     def __len__(self) -> int:
         return len(self._reader)
 
+    def has_timestamps(self) -> bool:
+        """Whether decord found the frames' times, by which it seeks. In an AVI of H.264 written without B-frames
+        it does not (every time is about -3e17: FFmpeg's "no timestamp"), and every random read returns frame 0."""
+        times = self._reader.get_frame_timestamp([0, len(self._reader) - 1])[:, 0]
+        return bool(times[0] >= 0 and (len(self._reader) == 1 or times[1] > times[0]))
+
     def read(self, indices) -> np.ndarray:
         return self._reader.get_batch([int(i) for i in indices]).asnumpy()
 
@@ -388,6 +394,9 @@ def open_video(path: str | Path, backend: Backend = "decord", num_threads: int =
         reader = None if backend == "pyav" or index.untrusted else _READERS[backend](path, num_threads)
         if reader is not None and len(reader) != index.frames:
             _warn_once(path, f"{backend} counts {len(reader)} frames, a full decode {index.frames}: PyAV decodes it")
+            reader = None
+        elif isinstance(reader, DecordReader) and not reader.has_timestamps():
+            _warn_once(path, "decord finds no frame times in this file and would return wrong frames: PyAV decodes it")
             reader = None
         elif reader is None and backend != "pyav":
             __import__(BACKEND_MODULES[backend])  # not opened for this file, but asked for: it must be installed
