@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from helpers import ramp_video
+from helpers import full_decode, ramp_video
 from vmp_lightning.data import (
     SyntheticMotionSpec,
     VideoDecodeError,
@@ -99,3 +99,17 @@ def test_a_video_is_indexed_once_per_machine_and_again_when_it_changes(tmp_path,
     ramp_video(path, frames=31)  # rewritten: another size and mtime
     video_module.index_video(path)
     assert built == [str(path)]
+
+
+def test_the_projects_own_avis_read_on_the_fast_frame_exact_path(tmp_path):
+    """The smoke layouts' AVIs hold MPEG-4 Part 2 as HMDB-51's do (H.264 in an AVI has no frame times that decord can
+    seek by, so it went to PyAV's counting path): decord reads them, frame for frame as a full decode."""
+    from vmp_lightning.data.video import DecordReader
+    from vmp_lightning.harness.smoke import write_hmdb51
+
+    write_hmdb51(tmp_path / "hmdb51", per_class=1)
+    path = next((tmp_path / "hmdb51" / "videos").glob("*/*.avi"))
+    reader = open_video(path, "decord")
+    assert isinstance(reader, DecordReader)
+    indices = [len(reader) - 1, 0, len(reader) // 2, 3]
+    np.testing.assert_array_equal(read_frames(reader, indices), full_decode(path)[indices])

@@ -453,23 +453,34 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
         partial.unlink(missing_ok=True)
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12, gop: int | None = None) -> None:
-    """Encode ``T x H x W x 3`` uint8 RGB frames as H.264 with PyAV (`atomic_write`), byte-identical for the same
-    frames (`VideoWriter` ``deterministic``). ``gop``: key-frame interval (short intervals make random access
-    cheap)."""
+def write_video(
+    path: str | Path, frames: np.ndarray, fps: float, crf: int = 12, gop: int | None = None, codec: Codec = "h264"
+) -> None:
+    """Encode ``T x H x W x 3`` uint8 RGB frames with PyAV (`atomic_write`), byte-identical for the same frames
+    (`VideoWriter` ``deterministic``). ``gop``: key-frame interval (short intervals make random access cheap);
+    ``codec``: H.264, or MPEG-4 Part 2 as the official HMDB-51 AVIs hold."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"write_video needs T x H x W x 3 uint8 frames, got {frames.shape} {frames.dtype}")
     height, width = frames.shape[1:3]
-    with atomic_write(path) as partial, VideoWriter(partial, width, height, fps, crf, gop, deterministic=True) as out:
+    with (
+        atomic_write(path) as part,
+        VideoWriter(part, width, height, fps, crf, gop, deterministic=True, codec=codec) as out,
+    ):
         for frame in frames:
             out.write(frame)
 
 
+#: What `VideoWriter` encodes: H.264 (libx264, with B-frames), or MPEG-4 Part 2 (DivX / XviD, no B-frames), which
+#: is what HMDB-51's AVIs hold and what decord reads frame-exactly in an AVI (H.264 in an AVI has no frame times
+#: decord can seek by, `DecordReader.has_timestamps`).
+Codec = Literal["h264", "mpeg4"]
+
+
 class VideoWriter:
-    """Frame-by-frame H.264 writer (yuv420p, one encoder thread). ``deterministic``: the same bytes for the same
-    frames, by running x264 without its assembly (measured here: its SIMD code gave 3-5 different encodes of the
-    same frames in 8 tries); slower, meant for small synthetic videos."""
+    """Frame-by-frame writer (yuv420p, one encoder thread). ``deterministic``: the same bytes for the same frames,
+    by running x264 without its assembly (measured here: its SIMD code gave 3-5 different encodes of the same frames
+    in 8 tries); slower, meant for small synthetic videos. ``crf`` is H.264's quality; MPEG-4 uses quantiser 3."""
 
     def __init__(
         self,
@@ -481,18 +492,21 @@ class VideoWriter:
         gop: int | None = None,
         container_options: dict[str, str] | None = None,
         deterministic: bool = False,
+        codec: Codec = "h264",
     ):
         import av
 
         if width % 2 or height % 2:
-            raise ValueError(f"libx264 needs even frame sizes, got {width} x {height} for {path}")
+            raise ValueError(f"{codec} needs even frame sizes, got {width} x {height} for {path}")
+        if codec not in ("h264", "mpeg4"):
+            raise ValueError(f"codec must be 'h264' or 'mpeg4', got {codec!r}")
         self._container = av.open(str(path), mode="w", options=container_options or {})
         self._rate = Fraction(fps).limit_denominator(1001)
-        self._stream = self._container.add_stream("libx264", rate=self._rate)
+        self._stream = self._container.add_stream("libx264" if codec == "h264" else "mpeg4", rate=self._rate)
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
         x264 = "threads=1:lookahead-threads=1" + (":asm=0" if deterministic else "")
-        options = {"crf": str(crf), "preset": "veryfast", "x264-params": x264}
+        options = {"crf": str(crf), "preset": "veryfast", "x264-params": x264} if codec == "h264" else {"qscale": "3"}
         if gop is not None:
             options["g"] = str(gop)
         self._stream.options = options

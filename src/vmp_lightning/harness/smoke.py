@@ -25,7 +25,7 @@ def write_hmdb51(root: Path, per_class: int = 4) -> Path:
     """``videos/<class>/<class>_<i>.avi`` and ``splits/<class>_test_split{1,2,3}.txt`` (1 train, 2 test)."""
     for label, name in enumerate(SPEC.class_names):
         for i in range(per_class):
-            write_video(root / "videos" / name / f"{name}_{i}.avi", _video(label, (1, label, i)), FPS)
+            write_video(root / "videos" / name / f"{name}_{i}.avi", _video(label, (1, label, i)), FPS, codec="mpeg4")
         for split in (1, 2, 3):
             lines = [f"{name}_{i}.avi {2 if (i + split) % per_class == 0 else 1}" for i in range(per_class)]
             (root / "splits").mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ def write_mpii_cooking2(root: Path, sequences: tuple[int, int, int] = (3, 1, 2))
             for label, segment in enumerate(segments):
                 rows.append((f"{sequence}-cam-002", start, start + len(segment) - 1, SPEC.class_names[label]))
                 start += len(segment)
-            write_video(root / "videos" / f"{sequence}-cam-002.avi", np.concatenate(segments), FPS)
+            write_video(root / "videos" / f"{sequence}-cam-002.avi", np.concatenate(segments), FPS, codec="mpeg4")
         (root / "experimentalSetup" / list_name).write_text("\n".join(listed) + "\n")
     write_mat73(
         root / MPII_ANNOTATION,
