@@ -24,7 +24,7 @@ from vmp_lightning.loggers import AutoWandbLogger, run_directory, write_run_metr
 from vmp_lightning.migration import migrate_config, migrate_hyperparameters
 from vmp_lightning.model import frames_per_clip
 from vmp_lightning.parsing import expand_environment, with_flag_suggestions
-from vmp_lightning.runs import RUN_ID_VARIABLE
+from vmp_lightning.runs import RUN_ID_VARIABLE, latest_state
 
 DEFAULT_CONFIG = str(files("vmp_lightning") / "configs" / "default.yaml")
 DESCRIPTION = (
@@ -173,16 +173,6 @@ def slurm_job_run_id(runs_root: Path, job: str, fresh: str) -> str:
     return run_id
 
 
-def latest_state(run: Path) -> Path | None:
-    """The newest checkpoint a run folder holds to continue from: ``checkpoints/last.ckpt`` unless Lightning's
-    SLURM requeue left a newer ``hpc_ckpt_*.ckpt`` (which Lightning itself resumes from: then None)."""
-    last = run / "checkpoints" / "last.ckpt"
-    hpc = [p.stat().st_mtime for p in run.glob("hpc_ckpt_*.ckpt")]
-    if last.is_file() and (not hpc or last.stat().st_mtime >= max(hpc)):
-        return last
-    return None
-
-
 def place_run(config, subcommand: str = "fit") -> Path | None:
     """Give a ``fit`` its own folder (checkpoints, config, the W&B run id) whatever the logger: a new run gets a
     new one (``--run_id`` names it), ``--ckpt_path <run>/checkpoints/last.ckpt`` continues that run's folder and
@@ -218,9 +208,10 @@ def place_run(config, subcommand: str = "fit") -> Path | None:
     run = Path(config.ckpt_path).parent.parent if resumed else runs_root / run_id
     run = run.resolve()  # one spelling: the checkpoint callback restores its best only into the folder it saved
     trainer.default_root_dir = str(run)
-    if subcommand == "fit" and not config.get("ckpt_path") and latest_state(run) is not None:
-        config.ckpt_path = str(latest_state(run))
-        rank_zero_info(f"run {run_id} has a checkpoint: continuing it from {config.ckpt_path}")
+    latest = latest_state(run) if subcommand == "fit" and not config.get("ckpt_path") else None
+    if latest is not None:
+        config.ckpt_path = str(latest)
+        rank_zero_info(f"run {run_id} has a checkpoint: continuing it from {latest}")
     return run
 
 

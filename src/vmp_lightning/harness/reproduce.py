@@ -22,7 +22,7 @@ from pathlib import Path
 
 from vmp_lightning.harness.manifest import Manifest, Run
 from vmp_lightning.harness.slurm import InProcess, SlurmOptions, queued_job, submit
-from vmp_lightning.runs import METRICS_FILE, RUN_ID_VARIABLE
+from vmp_lightning.runs import METRICS_FILE, RUN_ID_VARIABLE, latest_state
 
 
 @dataclass
@@ -112,8 +112,7 @@ def fit_arguments(manifest: Manifest, run: Run, options: Options) -> list[str]:
         args.append(f"--trainer.precision={options.precision}")
     args.extend(options.extra)
     last = latest_checkpoint(folder)
-    hpc = [p.stat().st_mtime for p in last.parent.parent.glob("hpc_ckpt_*.ckpt")] if last is not None else []
-    if last is not None and (not hpc or last.stat().st_mtime >= max(hpc)):
+    if last is not None and latest_state(last.parent.parent) is not None:
         args.append(f"--ckpt_path={last}")  # else Lightning's SLURM requeue checkpoint is newer: it resumes that
     return args
 
