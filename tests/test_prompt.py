@@ -285,3 +285,13 @@ def test_the_fused_sigmoid_layer_has_the_generic_paths_values_and_an_exact_backw
         results.append((prompts, attention, clip.grad, layer.pn.m.grad, layer.pn.n.grad))
     for fused, generic in zip(*results, strict=True):
         torch.testing.assert_close(fused, generic, atol=1e-6, rtol=1e-5)
+
+
+def test_the_fused_layers_backward_leaves_the_incoming_gradient_alone():
+    """Only the maps' gradient flowing (the prompts unused): the layer's backward must not change it in place."""
+    layer = MotionPrompt(NORM, pn=LearnableSigmoid(init_m=0.4, init_n=0.1))
+    x = torch.randn(1, 3, 4, 5, 6, requires_grad=True)
+    _, attention = layer(x)
+    incoming = torch.ones_like(attention)
+    torch.autograd.backward([attention], [incoming])
+    assert torch.equal(incoming, torch.ones_like(attention)) and x.grad.abs().sum() > 0

@@ -127,10 +127,14 @@ class SigmoidPrompt(torch.autograd.Function):
         with torch.autocast(device_type=x.device.type, enabled=False):
             xf = x.to(attention.dtype)
             # d loss / d attention, then through the sigmoid: d loss / d z, z = a (D - b)
-            total = torch.zeros_like(attention) if grad_attention is None else grad_attention.to(attention.dtype)
-            if grad_prompts is not None:
+            # (a new tensor: the incoming gradients are not ours to change in place)
+            if grad_prompts is None:
+                total = grad_attention.to(attention.dtype, copy=True)
+            else:
                 gp = grad_prompts.to(attention.dtype)
-                total = total + gp[:, 0] * xf[:, 0, 1:]
+                total = gp[:, 0] * xf[:, 0, 1:]
+                if grad_attention is not None:
+                    total += grad_attention
                 total.addcmul_(gp[:, 1], xf[:, 1, 1:]).addcmul_(gp[:, 2], xf[:, 2, 1:])
             g = total.mul_(attention).mul_(1 - attention)
             grad_x = grad_a = grad_b = None
