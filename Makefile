@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SYSDEPS := $(VENV)/.system-deps-stamp
 
-.PHONY: install system-deps test test-fast demo lint format bench bench-gpu bench-gpu-smoke bench-hf clean reproduce-table1 reproduce-table2 download-checkpoints
+.PHONY: install system-deps test test-fast demo lint format bench gpu-wheels bench-gpu bench-gpu-smoke bench-hf clean reproduce-table1 reproduce-table2 download-checkpoints
 
 install: $(STAMP)
 
@@ -83,9 +83,13 @@ bench: install
 	$(BIN)/python benchmarks/resume_matrix.py
 	$(BIN)/python benchmarks/cut_seek.py
 
-# On a machine with a GPU and its own torch and timm (no install, no network needed): step time and peak memory
-# with and without VMPs, the prompt layer's bandwidth (benchmarks/results/gpu_step.md); without a GPU, one line.
+# On a machine with a GPU and its own torch, lightning and timm (no install, no network needed): step time and peak
+# memory with and without VMPs, the prompt layer's bandwidth (benchmarks/results/gpu_step.md); without a GPU, one
+# line. What else it imports travels as wheels in .gpu-wheels/, made here first by `make gpu-wheels`.
 GPU_PYTHON ?= python3
+gpu-wheels: install
+	$(BIN)/python benchmarks/gpu_step.py --make-wheels
+
 bench-gpu:
 	PYTHONPATH=src:benchmarks $(GPU_PYTHON) benchmarks/gpu_step.py
 

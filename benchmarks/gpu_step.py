@@ -8,17 +8,27 @@ peak memory from ``torch.cuda.max_memory_allocated`` per variant. Goal: VMP step
 Then the prompt layer alone (fp32 forward + backward at SlowFast's fast-pathway input, 8 x 3 x 33 x 224 x 224): the
 bytes it must move at the least (the clip read, maps and prompts written; upstream gradients, clip and maps read,
 clip gradient written) over its time, as a fraction of this card's own copy bandwidth (a 2 GiB device-to-device
-copy). Goal: >= 70 %. Needs only torch and timm (a GPU machine's own packages) with ``PYTHONPATH=src``.
+copy). Goal: >= 70 %.
 
-    python benchmarks/gpu_step.py [--repeats 10] [--only slowfast,x3d,timesformer]
+A GPU machine brings its own torch, lightning, timm, torchmetrics and einops and may have no network: the rest
+(``CARRIED``: pytorchvideo and what its models import) travels beside the repository as pure-Python wheels in
+``.gpu-wheels/``, made here by ``make gpu-wheels`` and unpacked by this script where it runs.
+
+    python benchmarks/gpu_step.py [--repeats 10] [--only slowfast,x3d,timesformer]   # PYTHONPATH=src:benchmarks
     python benchmarks/gpu_step.py --smoke      # tiny sizes on whatever device there is: checks the script runs
+    python benchmarks/gpu_step.py --make-wheels   # where the registries are reachable: fills .gpu-wheels/
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
+import subprocess
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 import torch
@@ -29,6 +39,9 @@ from vmp_lightning.backbones import X3D, SlowFast, TimeSformer
 from vmp_lightning.model import PromptedModel
 
 CLASSES = 51
+CARRIED = ("pytorchvideo", "fvcore", "iopath", "portalocker", "tabulate", "termcolor")  # imported by SlowFast/X3D
+WHEELS = Path(__file__).resolve().parent.parent / ".gpu-wheels"
+CARRY_LIMIT = 64 * 2**20  # what the device machine takes beside the repository
 CASES = {  # name -> (backbone factory, frames, crop, VMP variants)
     "slowfast": (lambda k: SlowFast(k), 32, 224, {"slow": ["slow"], "fast": ["fast"], "both": ["slow", "fast"]}),
     "x3d": (lambda k: X3D(k, size="s"), 13, 160, {"input": None}),
@@ -44,6 +57,37 @@ SMOKE = {  # the same variants at sizes a CPU runs in seconds
         {"input": None},
     ),
 }
+
+
+def make_wheels(folder: Path) -> None:
+    """Pure-Python wheels of ``CARRIED`` at this environment's versions: the GPU machine runs what was tested here."""
+    for old in folder.glob("*.whl"):
+        old.unlink()
+    pins = [f"{name}=={importlib.metadata.version(name)}" for name in CARRIED]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), *pins], check=True)
+    wheels = sorted(folder.glob("*.whl"))
+    impure = [w.name for w in wheels if not w.name.endswith("-none-any.whl")]
+    size = sum(w.stat().st_size for w in wheels)
+    if impure or size > CARRY_LIMIT:
+        raise SystemExit(f"gpu_step.py: wheels in {folder} not carriable: {impure or f'{size / 2**20:.1f} MiB'}")
+    print(f"{len(wheels)} wheels, {size / 2**20:.2f} MiB in {folder}: carry it with the repository")
+
+
+def use_carried_wheels(folder: Path) -> None:
+    """Unpack the carried wheels (a wheel is a zip of its installed files) behind the machine's own packages."""
+    wheels = sorted(folder.glob("*.whl"))
+    site = folder / "site"
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(site)
+    if wheels:
+        sys.path.append(str(site))
+    missing = [name for name in CARRIED if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SystemExit(
+            f"gpu_step.py: {', '.join(missing)} not importable and not in {folder}; "
+            "run `make gpu-wheels` where the package registries are reachable and carry that folder"
+        )
 
 
 def make_step(case: tuple, variant: str, batch: int, device: torch.device):
@@ -120,11 +164,16 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(CASES))
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", default="benchmarks/results/gpu_step")
+    parser.add_argument("--wheels", type=Path, default=WHEELS, help="carried wheels of CARRIED")
+    parser.add_argument("--make-wheels", action="store_true", help="fill --wheels here and stop")
     args = parser.parse_args()
+    if args.make_wheels:
+        return make_wheels(args.wheels)
     if not args.smoke and not torch.cuda.is_available():
         raise SystemExit(
             "gpu_step.py: no CUDA GPU here (torch.cuda.is_available() is False); --smoke runs it on the CPU"
         )
+    use_carried_wheels(args.wheels)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cases = SMOKE if args.smoke else CASES
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gpu_machine import gpu_machine_site
 from helpers import QUIET, REPO, tiny_data_args
 from vmp_lightning.cli import build_cli
 from vmp_lightning.commands import main
@@ -459,28 +460,61 @@ def test_a_fit_job_stopped_by_the_preemption_callback_hands_the_signal_back_to_s
         signal.signal(signal.SIGUSR2, previous)
 
 
+def wheel_of_installed(name: str, folder: Path) -> Path:
+    """A wheel of an installed distribution, made from its RECORD: what `pip wheel` gives for a pure package."""
+    import importlib.metadata
+    import zipfile
+
+    dist = importlib.metadata.distribution(name)
+    wheel = folder / f"{name}-{dist.version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for file in dist.files:
+            if not str(file).startswith("..") and "__pycache__" not in str(file):
+                archive.write(file.locate(), str(file))
+    return wheel
+
+
 @pytest.mark.slow
-def test_the_gpu_benchmark_says_in_one_line_that_there_is_no_gpu_and_runs_at_smoke_sizes(tmp_path):
-    """make bench-gpu on a machine without a GPU: one line, non-zero; --smoke runs every part of the script (steps
-    with and without VMPs, the prompt layer's bandwidth) with only src/ and benchmarks/ on the path."""
+def test_the_gpu_benchmark_runs_on_a_bare_gpu_machine_with_the_carried_wheels_and_says_in_one_line_what_is_missing(
+    tmp_path,
+):
+    """make bench-gpu where only the GPU machine's own packages are installed (python -S, tests/gpu_machine.py's
+    links on the path): without a GPU, one line; without the carried wheels, one line naming them and
+    `make gpu-wheels`; with them, --smoke runs every part (steps with and without VMPs through pytorchvideo's X3D,
+    the prompt layer's bandwidth) from src/, benchmarks/ and the unpacked wheels."""
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO / 'benchmarks'}", "CUDA_VISIBLE_DEVICES": ""}
-    script = str(REPO / "benchmarks" / "gpu_step.py")
-    refused = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True)
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from gpu_step import CARRIED
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    site = gpu_machine_site(tmp_path / "site-packages")
+    env = {**os.environ, "PYTHONPATH": f"{site}:{REPO / 'src'}:{REPO / 'benchmarks'}", "CUDA_VISIBLE_DEVICES": ""}
+    gpu_machine = [sys.executable, "-S", str(REPO / "benchmarks" / "gpu_step.py")]
+    wheels, out = tmp_path / "wheels", tmp_path / "gpu_step"
+    wheels.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*gpu_machine, *args], env=env, capture_output=True, text=True)
+
+    refused = run("--wheels", str(wheels))
     assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
         "gpu_step.py: no CUDA GPU here (torch.cuda.is_available() is False); --smoke runs it on the CPU"
     ]
-    out = tmp_path / "gpu_step"
-    done = subprocess.run(
-        [sys.executable, script, "--smoke", "--repeats", "2", "--only", "x3d", "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    smoke = ["--smoke", "--repeats", "2", "--only", "x3d", "--out", str(out), "--wheels", str(wheels)]
+    missing = run(*smoke)
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [
+        f"gpu_step.py: {', '.join(CARRIED)} not importable and not in {wheels}; run `make gpu-wheels` where the "
+        "package registries are reachable and carry that folder"
+    ]
+    for name in CARRIED:
+        wheel_of_installed(name, wheels)
+    done = run(*smoke)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert (wheels / "site" / "pytorchvideo" / "models" / "x3d.py").is_file()
     record = json.loads(out.with_name("gpu_step_smoke.json").read_text())
     assert [r["vmp"] for r in record["rows"]] == ["input"] and record["prompt_bandwidth"]["fraction_of_copy"] > 0
     assert "of this card's copy bandwidth" in out.with_name("gpu_step_smoke.md").read_text()
