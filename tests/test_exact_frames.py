@@ -142,3 +142,27 @@ def test_an_avi_where_decord_finds_no_frame_times_is_read_by_pyav(tmp_path):
         reader = open_video(path, "decord")
     assert isinstance(reader, PyAVReader)
     np.testing.assert_array_equal(read_frames(reader, indices), expected[indices])
+
+
+def test_decords_timestamp_check_runs_once_per_unchanged_file_and_again_when_it_changes(tmp_path, monkeypatch):
+    """The check costs a small clip's read about 3 %: each later open of the same file reuses its verdict (here a
+    file decord misreads, which must still go to PyAV every time), and a rewritten file is checked again."""
+    import os
+
+    from vmp_lightning.data.video import DecordReader
+
+    checks = []
+    check = DecordReader.has_timestamps
+    monkeypatch.setattr(DecordReader, "has_timestamps", lambda self: checks.append(self.path) or check(self))
+    frames = np.stack([np.full((32, 64, 3), 8 + 2 * t, np.uint8) for t in range(30)])
+    path = tmp_path / "intra.avi"
+    write_video(path, frames, fps=30, gop=1)
+    expected = full_decode(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        readers = [open_video(path, "decord") for _ in range(3)]
+        assert all(isinstance(r, PyAVReader) for r in readers) and checks == [str(path)]
+        np.testing.assert_array_equal(read_frames(readers[-1], [20, 3]), expected[[20, 3]])
+        write_video(path, frames[:20], fps=30, codec="mpeg4")  # rewritten: decord reads this one
+        os.utime(path, ns=(1, 1))
+        assert not isinstance(open_video(path, "decord"), PyAVReader) and checks == [str(path)] * 2

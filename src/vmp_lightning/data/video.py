@@ -11,6 +11,7 @@ import functools
 import hashlib
 import os
 import secrets
+import stat
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -385,17 +386,22 @@ def open_video(path: str | Path, backend: Backend = "decord", num_threads: int =
     if backend not in _READERS:
         raise ValueError(f"unknown decoder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     path = str(path)
-    if not Path(path).is_file():
-        raise VideoDecodeError(f"{path}: no such file")
-    if Path(path).stat().st_size == 0:
-        raise VideoDecodeError(f"{path}: empty file (0 bytes)")
     try:
-        index = index_video(path)
+        status = os.stat(path)
+    except OSError:
+        status = None
+    if status is None or not stat.S_ISREG(status.st_mode):
+        raise VideoDecodeError(f"{path}: no such file")
+    if status.st_size == 0:
+        raise VideoDecodeError(f"{path}: empty file (0 bytes)")
+    file = (path, status.st_size, status.st_mtime_ns)  # an unchanged file: what was learnt of it holds
+    try:
+        index = _cached_index(*file)
         reader = None if backend == "pyav" or index.untrusted else _READERS[backend](path, num_threads)
         if reader is not None and len(reader) != index.frames:
             _warn_once(path, f"{backend} counts {len(reader)} frames, a full decode {index.frames}: PyAV decodes it")
             reader = None
-        elif isinstance(reader, DecordReader) and not reader.has_timestamps():
+        elif isinstance(reader, DecordReader) and not _decord_finds_times(file, reader):
             _warn_once(path, "decord finds no frame times in this file and would return wrong frames: PyAV decodes it")
             reader = None
         elif reader is None and backend != "pyav":
@@ -410,6 +416,19 @@ def open_video(path: str | Path, backend: Backend = "decord", num_threads: int =
     if len(reader) < 1:
         raise VideoDecodeError(f"{path}: the video has no frames")
     return reader
+
+
+_DECORD_FINDS_TIMES: dict[tuple[str, int, int], bool] = {}
+
+
+def _decord_finds_times(file: tuple[str, int, int], reader: DecordReader) -> bool:
+    """`DecordReader.has_timestamps` once per unchanged file and process: it costs a small clip's read 3 %
+    (benchmarks/loader_throughput.py's item stages)."""
+    if file not in _DECORD_FINDS_TIMES:
+        if len(_DECORD_FINDS_TIMES) >= 1 << 14:  # as many files as the frame-index cache keeps
+            _DECORD_FINDS_TIMES.clear()
+        _DECORD_FINDS_TIMES[file] = reader.has_timestamps()
+    return _DECORD_FINDS_TIMES[file]
 
 
 _WARNED: set[str] = set()
