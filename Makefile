@@ -82,6 +82,7 @@ bench: install
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/resume_matrix.py
 	$(BIN)/python benchmarks/cut_seek.py
+	$(BIN)/python benchmarks/demo_kernels.py
 
 # On a machine with a GPU and its own torch, lightning and timm (no install, no network needed): step time and peak
 # memory with and without VMPs, the prompt layer's bandwidth (benchmarks/results/gpu_step.md); without a GPU, one
