@@ -384,14 +384,14 @@ def test_the_slurm_template_starts_the_rows_fit_with_its_recipe_checkpoint_and_d
 
 @pytest.fixture
 def fake_slurm(tmp_path, monkeypatch):
-    """sbatch, squeue and srun on PATH that record what they are given: sbatch answers with job ids 101, 102, ...;
-    squeue lists the jobs named in ``queued`` as PENDING."""
+    """sbatch, squeue and srun on PATH that record what they are given: sbatch answers with job ids 101, 102, ...
+    and adds them to ``queued``; squeue lists the jobs named in ``queued`` as PENDING."""
     bin_dir = tmp_path / "slurm-bin"
     bin_dir.mkdir()
     log = tmp_path / "sbatch.log"
     (bin_dir / "sbatch").write_text(
         f'#!/bin/bash\nn=$(( $(ls {bin_dir}/*.sbatch 2>/dev/null | wc -l) + 101 ))\ncp "$1" {bin_dir}/$n.sbatch\n'
-        f'echo "$1" >> {log}\necho "Submitted batch job $n"\n'
+        f'echo "$1" >> {log}\necho $n >> {tmp_path / "queued"}\necho "Submitted batch job $n"\n'
     )
     (bin_dir / "squeue").write_text(f'#!/bin/bash\ngrep -qx "$3" {tmp_path / "queued"} 2>/dev/null && echo PENDING\n')
     (bin_dir / "srun").write_text("#!/bin/bash\nexit 1\n")  # submitit checks that it is on a SLURM cluster
@@ -433,6 +433,47 @@ def test_the_slurm_launcher_submits_one_job_per_run_and_never_twice(tmp_path, fa
     assert again == {"x3d/hmdb51_s1": "submitted: SLURM job 103", "x3d+vmp/hmdb51_s1": "queued: SLURM job 102"}
     fake_result(tmp_path / "runs" / "table2" / "x3d" / "hmdb51_s1" / "p" / "r", 0.5, 0.9)
     assert reproduce(manifest, options, only=only)["x3d/hmdb51_s1"] == "skipped"
+
+
+def test_under_slurm_a_run_from_another_runs_checkpoint_waits_for_that_job_and_takes_its_best_checkpoint(
+    tmp_path, fake_slurm
+):
+    """Table 1's *** runs under the SLURM launcher: one `reproduce` submits the fine-tune and, after it
+    (afterok, cancelled if it fails), the run that starts from its best checkpoint, which the job looks up when it
+    starts; while the fine-tune is neither queued nor done, the run is not submitted."""
+    import pickle
+
+    from vmp_lightning.harness.reproduce import RunNotReady
+    from vmp_lightning.harness.slurm import SlurmOptions
+
+    manifest = load_manifest(EXPERIMENTS / "table1.yaml")
+    options = Options(out=tmp_path / "runs", smoke=True, in_process=main, slurm=SlurmOptions())
+    assert reproduce(manifest, options, only="finetune/mpii_cooking2,finetuned+vmp/mpii_cooking2") == {
+        "finetune/mpii_cooking2": "submitted: SLURM job 101",
+        "finetuned+vmp/mpii_cooking2": "submitted: SLURM job 102 (starts after job 101)",
+    }
+    script = (fake_slurm / "102.sbatch").read_text()
+    assert "#SBATCH --dependency=afterok:101" in script and "#SBATCH --kill-on-invalid-dep=yes" in script
+    assert "--dependency" not in (fake_slurm / "101.sbatch").read_text()
+    folder = tmp_path / "runs" / "table1" / "finetuned+vmp" / "mpii_cooking2"
+    (submitted,) = (folder / "slurm").glob("*_submitted.pkl")
+    job = pickle.loads(submitted.read_bytes()).function
+    assert not any("init_checkpoint" in arg for arg in job.args)
+    with pytest.raises(RunNotReady, match="starts from finetune/mpii_cooking2, which is not done yet"):
+        job.late_args()
+    source = tmp_path / "runs" / "table1" / "finetune" / "mpii_cooking2" / "p" / "r"
+    source.mkdir(parents=True)
+    record = {"test": {"test/acc1": 0.5}, "best_checkpoint": "/ckpt/best.ckpt"}
+    (source / "metrics.json").write_text(json.dumps(record))
+    seen = []
+    type(job)(job.args, seen.append, job.late_args)()  # as the job runs once the fine-tune is done
+    assert seen == [[*job.args, "--model.init_args.init_checkpoint=/ckpt/best.ckpt"]]
+    assert job.checkpoint().function.late_args is job.late_args  # a requeued job looks it up again
+    (source / "metrics.json").unlink()
+    (tmp_path / "queued").write_text("")  # the fine-tune's job ended without a result
+    again = reproduce(manifest, options, only="finetuned+vmp/mpii_cooking2")
+    assert again == {"finetuned+vmp/mpii_cooking2": "failed: finetuned+vmp/mpii_cooking2 starts from "
+                     "finetune/mpii_cooking2, which is not done yet"}  # fmt: skip
 
 
 def test_a_fit_job_stopped_by_the_preemption_callback_hands_the_signal_back_to_submitit(monkeypatch):

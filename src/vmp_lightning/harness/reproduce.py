@@ -9,6 +9,7 @@ always as ``vmp-lightning fit`` subprocesses, since DDP re-launches the command 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmp_lightning.harness.manifest import Manifest, Run
-from vmp_lightning.harness.slurm import InProcess, SlurmOptions, queued_job, submit
+from vmp_lightning.harness.slurm import After, InProcess, SlurmOptions, queued_job, submit
 from vmp_lightning.runs import METRICS_FILE, RUN_ID_VARIABLE, latest_state
 
 
@@ -78,8 +79,24 @@ def placement_flags(folder: Path, name: str, group: str) -> list[str]:
     ]
 
 
-def fit_arguments(manifest: Manifest, run: Run, options: Options) -> list[str]:
-    """The ``vmp-lightning fit`` argument list of a run (resuming it when it was interrupted)."""
+def init_from_flags(source: Path, label: str) -> list[str]:
+    """The flag that starts a run from the best checkpoint of the run in ``source`` (`RunNotReady` while that
+    run is not done); a SLURM job that waits for the source's job calls it when it starts."""
+    metrics = run_metrics(source)
+    if metrics is None or not metrics.get("best_checkpoint"):
+        raise RunNotReady(f"{label}, which is not done yet")
+    return [f"--model.init_args.init_checkpoint={metrics['best_checkpoint']}"]
+
+
+def init_source(manifest: Manifest, run: Run, options: Options) -> tuple[Path, str]:
+    """The folder of the run whose checkpoint ``run`` starts from, and how to name that in a message."""
+    source = manifest.run(run.init_from, run.dataset, run.seed)
+    return run_folder(options.out, source), f"{run.name} starts from {run.init_from}/{run.dataset}"
+
+
+def fit_arguments(manifest: Manifest, run: Run, options: Options, source_later: bool = False) -> list[str]:
+    """The ``vmp-lightning fit`` argument list of a run (resuming it when it was interrupted). ``source_later``:
+    without the checkpoint of the run it starts from, which the job adds when it starts (`init_from_flags`)."""
     folder = run_folder(options.out, run)
     args = [
         "fit",
@@ -94,10 +111,7 @@ def fit_arguments(manifest: Manifest, run: Run, options: Options) -> list[str]:
         layout = manifest.smoke_layouts[run.dataset] if options.smoke else run.data_root
         args.append(f"--data.init_args.root={Path(data_root) / layout}")
     if run.init_from is not None:
-        source = run_metrics(run_folder(options.out, manifest.run(run.init_from, run.dataset, run.seed)))
-        if source is None or not source.get("best_checkpoint"):
-            raise RunNotReady(f"{run.name} starts from {run.init_from}/{run.dataset}, which is not done yet")
-        args.append(f"--model.init_args.init_checkpoint={source['best_checkpoint']}")
+        args += [] if source_later else init_from_flags(*init_source(manifest, run, options))
     elif run.checkpoint and not options.smoke:
         if options.ckpt_root is None:
             raise RunNotReady(f"{run.name} starts from {run.checkpoint}: set CKPT_ROOT to the folder holding it")
@@ -140,11 +154,22 @@ def execute(args: list[str], devices: str | None, in_process: InProcess | None =
             wandb.run.finish()
 
 
-def launch_on_slurm(run: Run, args: list[str], options: Options) -> str:
+def launch_on_slurm(run: Run, args: list[str], options: Options, after: After | None = None) -> str:
     if options.in_process is None:
         raise ValueError("the SLURM launcher needs the command line's entry point (Options.in_process)")
-    job = submit(f"{run.manifest}/{run.name}", args, run_folder(options.out, run), options.in_process, options.slurm)
-    return f"submitted: SLURM job {job}"
+    folder = run_folder(options.out, run)
+    job = submit(f"{run.manifest}/{run.name}", args, folder, options.in_process, options.slurm, after)
+    return f"submitted: SLURM job {job}" + (f" (starts after job {after.job})" if after else "")
+
+
+def after_source_job(manifest: Manifest, run: Run, options: Options) -> After | None:
+    """Under SLURM, a run whose source run is queued or running waits for that job and then starts from its best
+    checkpoint (Table 1's runs from the fine-tuned baseline); None otherwise."""
+    if options.slurm is None or run.init_from is None:
+        return None
+    source, label = init_source(manifest, run, options)
+    job = queued_job(source)
+    return After(job, functools.partial(init_from_flags, source, label)) if job is not None else None
 
 
 def ordered(runs: list[Run]) -> list[Run]:
@@ -171,18 +196,22 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
             status[run.name] = f"queued: SLURM job {job}"
             print(f"{head}: queued or running as SLURM job {job}, not submitted again", flush=True)
             continue
+        after = None
         try:
             args = fit_arguments(manifest, run, options)
         except RunNotReady as error:
-            status[run.name] = f"failed: {error}"
-            print(f"{head}: {error}", flush=True)
-            continue
+            after = after_source_job(manifest, run, options)
+            if after is None:
+                status[run.name] = f"failed: {error}"
+                print(f"{head}: {error}", flush=True)
+                continue
+            args = fit_arguments(manifest, run, options, source_later=True)
         print(f"{head}: vmp-lightning {shlex.join(args)}", flush=True)
         if options.dry_run:
             status[run.name] = "planned"
             continue
         if options.slurm is not None:
-            status[run.name] = launch_on_slurm(run, args, options)
+            status[run.name] = launch_on_slurm(run, args, options, after)
             print(f"{head}: {status[run.name]}", flush=True)
             continue
         code = execute(args, options.devices, options.in_process)

@@ -38,14 +38,16 @@ class SlurmOptions:
 
 
 class FitJob:
-    """What each SLURM task runs: ``vmp-lightning <args>`` in its own process (one DDP rank per task)."""
+    """What each SLURM task runs: ``vmp-lightning <args>`` in its own process (one DDP rank per task).
+    ``late_args`` gives the flags only known when the job starts (the best checkpoint of the run it starts from,
+    which finished in the meantime)."""
 
-    def __init__(self, args: list[str], entry: InProcess) -> None:
-        self.args, self.entry = list(args), entry
+    def __init__(self, args: list[str], entry: InProcess, late_args: Callable[[], list[str]] | None = None) -> None:
+        self.args, self.entry, self.late_args = list(args), entry, late_args
 
     def __call__(self) -> None:
         try:
-            self.entry(self.args)
+            self.entry([*self.args, *(self.late_args() if self.late_args else [])])
         except SystemExit as stop:
             if stop.code == 128 + signal.SIGTERM and int(os.environ.get("SLURM_PROCID", "0")) == 0:
                 # stopped and saved by the Preemption callback: submitit requeues (its handler calls checkpoint)
@@ -57,7 +59,7 @@ class FitJob:
         """The same fit again: it continues its run from ``last.ckpt``."""
         from submitit.helpers import DelayedSubmission
 
-        return DelayedSubmission(FitJob(self.args, self.entry))
+        return DelayedSubmission(FitJob(self.args, self.entry, self.late_args))
 
 
 def job_state(job_id: str) -> str | None:
@@ -79,7 +81,18 @@ def queued_job(folder: Path) -> str | None:
     return job_id if job_state(job_id) in ALIVE else None
 
 
-def submit(name: str, args: list[str], folder: Path, entry: InProcess, options: SlurmOptions) -> str:
+@dataclass
+class After:
+    """A job that waits for another: it starts once ``job`` ended well (and is cancelled if it failed), and adds
+    ``late_args()`` to its command then."""
+
+    job: str
+    late_args: Callable[[], list[str]]
+
+
+def submit(
+    name: str, args: list[str], folder: Path, entry: InProcess, options: SlurmOptions, after: After | None = None
+) -> str:
     """Submit one run as a SLURM job (submitit's files in ``<folder>/slurm``); its job id, also written to
     ``<folder>/slurm_job_id``."""
     import submitit
@@ -97,9 +110,13 @@ def submit(name: str, args: list[str], folder: Path, entry: InProcess, options: 
         cpus_per_task=options.cpus_per_task,
         time=options.time_min,
         signal_delay_s=options.signal_delay_s,
-        additional_parameters={"requeue": True, **options.additional},
+        additional_parameters={
+            "requeue": True,
+            **({"dependency": f"afterok:{after.job}", "kill_on_invalid_dep": "yes"} if after else {}),
+            **options.additional,
+        },
     )
-    job = executor.submit(FitJob([*args, *flags], entry))
+    job = executor.submit(FitJob([*args, *flags], entry, after.late_args if after else None))
     Path(folder).mkdir(parents=True, exist_ok=True)
     (Path(folder) / JOB_ID_FILE).write_text(f"{job.job_id}\n")
     return str(job.job_id)
