@@ -207,9 +207,8 @@ def item_stages(paths: list[Path], stride: int, crop: int, short_side: tuple[int
             clock.append(time.perf_counter())
             del reader
             clock.append(time.perf_counter())
-            state = torch.default_generator.get_state()
-            torch.default_generator.manual_seed(mix(0, item))
-            torch.default_generator.set_state(state)
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(mix(0, item))
             clock.append(time.perf_counter())
             dataset[item]
             clock.append(time.perf_counter())

@@ -110,9 +110,12 @@ def test_epoch_shuffle_shares_one_permutation_between_processes_and_skips_what_a
     assert list(resumed) == list(EpochShuffle(dataset, seed=3, epoch=3))
 
 
-def test_a_seeded_training_item_is_its_own_draw_and_leaves_the_callers_random_stream_as_it_was(tmp_path):
+def test_a_seeded_training_item_is_its_own_draw_and_leaves_the_callers_random_stream_as_it_was(tmp_path, monkeypatch):
     """With a seed, item k's clip and crop come from (seed, k) whatever the caller's stream, and the caller's CPU
-    stream goes on as if the item had not been read (its state is put back, also after an error)."""
+    stream goes on as if the item had not been read (its state is put back, also after an error); the GPU's stream
+    is not reseeded (loading in the main process, that would change the training's dropout)."""
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)  # what torch.manual_seed also calls
     path = ramp_video(tmp_path / "ramp.mp4", frames=60)
     dataset = ClipDataset([VideoRecord(str(path), 0, "r")], 4, 2, lambda clip: clip, train=True, seed=5)
     torch.manual_seed(1)
@@ -131,3 +134,4 @@ def test_a_seeded_training_item_is_its_own_draw_and_leaves_the_callers_random_st
     with pytest.raises(VideoDecodeError):
         broken[3]
     assert torch.equal(torch.rand(3), after)
+    assert reseeded == [1, 1, 2, 1, 1]  # the test's own torch.manual_seed(1) calls, none from the items

@@ -95,15 +95,11 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, item: int) -> dict:
         if self.train and self.seed is not None:
-            # The item's own random numbers, the caller's stream untouched: the CPU generator's state is kept and
-            # put back (torch.manual_seed would also reseed the GPU's; fork_rng costs 6 times as much)
-            generator = torch.default_generator
-            state = generator.get_state()
-            generator.manual_seed(mix(self.seed, item))
-            try:
+            with torch.random.fork_rng(devices=[]):  # the item's own random numbers; the caller's stream untouched
+                # the CPU generator only: torch.manual_seed would also reseed the GPU's stream, which fork_rng
+                # does not put back, and costs 70 us (4 here), a quarter of a small clip's crop
+                torch.default_generator.manual_seed(mix(self.seed, item))
                 return self._item(item % len(self))
-            finally:
-                generator.set_state(state)
         return self._item(item % len(self))
 
     def _item(self, item: int) -> dict:
