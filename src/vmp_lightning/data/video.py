@@ -125,7 +125,11 @@ def _distrust(pts: list, keyframe: list, reorders: bool, output_pts: list) -> st
     return ""
 
 
-@functools.lru_cache(maxsize=1 << 14)  # a dataset's files, once per process (about 1 KB each for short clips)
+#: How many files a process remembers what it learnt of (a dataset's; about 1 KB each for short clips).
+FILES_REMEMBERED = 1 << 14
+
+
+@functools.lru_cache(maxsize=FILES_REMEMBERED)
 def _cached_index(path: str, size: int, mtime_ns: int) -> FrameIndex:
     stored = _index_file(path, size, mtime_ns)
     try:
@@ -303,37 +307,11 @@ class PyAVReader(VideoReader):
                 yield number, frame
                 wanted += 1
 
-    def _by_timestamp(self, wanted: set[int]) -> dict[int, np.ndarray] | None:
-        first = min(wanted)
-        frame_of_pts = self.index.frame_of_pts
-        found: dict[int, np.ndarray] = {}
-        previous = -1
-        for frame in self._decoded(self._key_packet_before(sorted(wanted))):
-            number = frame_of_pts.get(frame.pts)
-            if number is None or number <= previous or (previous < 0 and number > first):
-                return None  # not the order the timestamps promised, or the seek went too far: count instead
-            previous = number
-            if number in wanted:
-                found[number] = frame.to_ndarray(format="rgb24")
-                if len(found) == len(wanted):
-                    return found
-        return None
-
-    def _by_count(self, wanted: set[int]) -> dict[int, np.ndarray]:
-        found: dict[int, np.ndarray] = {}
-        for number, frame in enumerate(self._decoded(0)):
-            if number in wanted:
-                found[number] = frame.to_ndarray(format="rgb24")
-                if len(found) == len(wanted):
-                    break
-        return found
-
     def read(self, indices) -> np.ndarray:
         order = [int(i) for i in indices]
         wanted = set(order)
-        found = None if self.index.untrusted else self._by_timestamp(wanted)
-        if found is None:
-            found = self._by_count(wanted)
+        frames = self.iter_frames(min(wanted), max(wanted))
+        found = {number: frame.to_ndarray(format="rgb24") for number, frame in frames if number in wanted}
         missing = sorted(wanted - set(found))
         if missing:
             raise ValueError(f"frames {missing[:5]} not found: a full decode gives fewer frames")
@@ -425,7 +403,7 @@ def _decord_finds_times(file: tuple[str, int, int], reader: DecordReader) -> boo
     """`DecordReader.has_timestamps` once per unchanged file and process: it costs a small clip's read 3 %
     (benchmarks/loader_throughput.py's item stages)."""
     if file not in _DECORD_FINDS_TIMES:
-        if len(_DECORD_FINDS_TIMES) >= 1 << 14:  # as many files as the frame-index cache keeps
+        if len(_DECORD_FINDS_TIMES) >= FILES_REMEMBERED:
             _DECORD_FINDS_TIMES.clear()
         _DECORD_FINDS_TIMES[file] = reader.has_timestamps()
     return _DECORD_FINDS_TIMES[file]
