@@ -33,6 +33,14 @@ class PrepareCommand:
     next_step: Callable[[argparse.Namespace], str]  # what to run once it is done
 
 
+def check_prepared(dataset: str, root: str | Path) -> str:
+    """The step after a prepare (`PrepareCommand.next_step`): check what it wrote, as the manifests will read it."""
+    return (
+        f"vmp-lightning check-videos --config configs/data/{dataset}.yaml --data.init_args.root {root}; "
+        f"the manifests read DATA_ROOT/{dataset}"
+    )
+
+
 @dataclass
 class PrepareReport:
     written: int = 0

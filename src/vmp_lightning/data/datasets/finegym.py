@@ -20,7 +20,7 @@ from vmp_lightning.data.annotations import (
     require,
 )
 from vmp_lightning.data.datamodule import AnnotatedDataModule
-from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report, cut_queued
+from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, check_prepared, cut_into_report, cut_queued
 from vmp_lightning.data.video import VideoRecord
 from vmp_lightning.errors import ConfigError
 
@@ -171,10 +171,7 @@ PREPARE = PrepareCommand(
     "cut sub-action clips from the raw videos",
     _prepare_arguments,
     lambda args, options: prepare_finegym(args.annotation, args.videos, args.root, args.subset, **options),
-    lambda args: (
-        f"vmp-lightning check-videos --config configs/data/finegym.yaml --data.init_args.root {args.root}; "
-        "the manifests read DATA_ROOT/finegym"
-    ),
+    lambda args: check_prepared("finegym", args.root),
 )
 
 

@@ -16,7 +16,7 @@ from vmp_lightning.data.annotations import (
     require,
 )
 from vmp_lightning.data.datamodule import AnnotatedDataModule
-from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report, cut_queued
+from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, check_prepared, cut_into_report, cut_queued
 from vmp_lightning.data.video import VideoRecord
 from vmp_lightning.errors import ConfigError
 
@@ -125,10 +125,7 @@ PREPARE = PrepareCommand(
     "re-encode all videos densely key-framed, rewrite the split files",
     _prepare_arguments,
     lambda args, options: prepare_hmdb51(args.root, args.out, **options),
-    lambda args: (
-        f"vmp-lightning check-videos --config configs/data/hmdb51.yaml --data.init_args.root {args.out}; "
-        "the manifests read DATA_ROOT/hmdb51"
-    ),
+    lambda args: check_prepared("hmdb51", args.out),
 )
 
 

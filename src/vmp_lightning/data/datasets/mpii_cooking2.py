@@ -12,7 +12,7 @@ from pathlib import Path
 
 from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, keep_existing, require
 from vmp_lightning.data.datamodule import AnnotatedDataModule
-from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, cut_into_report, cut_queued
+from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, check_prepared, cut_into_report, cut_queued
 from vmp_lightning.data.video import VideoRecord
 
 MPII_LAYOUT = """  <root>/attributesAnnotations_MPII-Cooking-2.mat  (MATLAB v7.3 / HDF5 with annos/fileName,
@@ -126,10 +126,7 @@ PREPARE = PrepareCommand(
     "re-encode the annotated videos (smaller, short GOPs) into a root the data module reads",
     _prepare_arguments,
     lambda args, options: prepare_mpii_cooking2(args.root, args.out, args.camera, **options),
-    lambda args: (
-        f"vmp-lightning check-videos --config configs/data/mpii_cooking2.yaml --data.init_args.root {args.out}; "
-        "the manifests read DATA_ROOT/mpii_cooking2"
-    ),
+    lambda args: check_prepared("mpii_cooking2", args.out),
 )
 
 
