@@ -26,9 +26,7 @@ def run(vmp: bool, extra_args: list[str]) -> tuple[dict[str, float], int]:
 
     name = "demo-vmp" if vmp else "demo-baseline"
     args = ["fit", "--model.vmp", str(vmp).lower(), "--trainer.logger.init_args.name", name, "--test_after_fit=true"]
-    args += [
-        "--trainer.precision=32-true"
-    ]  # fp32: the CPU's bf16 kernels differ by instruction set, and so would the table
+    args.append("--trainer.precision=32-true")  # bf16 CPU kernels differ by instruction set, and so would the table
     cli = build_cli([*args, *extra_args])
     finish_wandb_runs(cli.trainer)
     metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}

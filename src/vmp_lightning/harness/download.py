@@ -136,24 +136,24 @@ def download_checkpoints(
     said = []
     for wanted in wanted_checkpoints(manifest, mirror):
         target = to / wanted.name
+        part = target.with_name(target.name + ".part")
         if target.is_file():
             digest, action = sha256(target), "already there"
         else:
-            part = target.with_name(target.name + ".part")
             fetch(wanted.url, part, retries, progress)
             refuse_non_checkpoint(part, wanted.url)
             digest, action = sha256(part), "downloaded"
         recorded = hashes.get(wanted.name)
         if recorded is not None and recorded != digest:
             if action == "downloaded":
-                target.with_name(target.name + ".part").unlink()
+                part.unlink()
             what = f"{wanted.url} gave a file with" if action == "downloaded" else f"{target} has"
             raise DownloadError(
                 f"{what} SHA-256 {digest}, but {lock} records {recorded} for {wanted.name}: refused (if the model "
                 "zoo changed the file, delete its line in the lock file)"
             )
         if action == "downloaded":
-            target.with_name(target.name + ".part").replace(target)
+            part.replace(target)
         if recorded is None:
             hashes[wanted.name] = digest
             write_lock(lock, hashes)
