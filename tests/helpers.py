@@ -12,6 +12,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 
 #: Small enough to generate in about a second, big enough for 4 classes and 3 splits.
 TINY_SPEC = dict(
@@ -139,3 +140,17 @@ class BatchTrace(L.Callback):
 
 def read_trace(path: Path) -> list:
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+class UserNet(torch.nn.Module):
+    """A user's own backbone, given by class path (``helpers.UserNet``): defaults of its own that differ from the
+    demo's TinyVideoCNN (``width`` 32, ``dropout`` 0)."""
+
+    def __init__(self, num_classes: int, width: int = 12, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.width, self.dropout = width, dropout
+        self.features = torch.nn.Conv3d(3, width, 3, padding=1)
+        self.head = torch.nn.Sequential(torch.nn.Dropout(dropout), torch.nn.Linear(width, num_classes))
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(clip).mean((2, 3, 4)))

@@ -200,3 +200,31 @@ def test_the_images_go_to_the_active_wandb_run(trained, tmp_path, monkeypatch):
         run.finish()
     (folder,) = tmp_path.glob("wandb/offline-run-*")
     assert list((folder / "files" / "media" / "images").glob("per_class_*.png"))
+
+
+def test_every_analysis_command_runs_with_the_docs_flags(trained, synthetic_root, tmp_path, capsys):
+    """The commands as docs/analysis.md writes them (their parsers included: a default the parser cannot take
+    fails here and not in a call of the function)."""
+    from helpers import tiny_data_args
+
+    data = ["--", *tiny_data_args(synthetic_root)]
+    out = {name: str(tmp_path / name) for name in ("vis", "pn", "pn_file", "ws", "pc", "cr")}
+    summary = tmp_path / "summary.csv"
+    summary.write_text("trial,model.init_args.lambda_v,val/acc1,folder\n0,0.5,0.5,a\n1,1.0,0.7,b\n")
+    commands = [
+        ["visualize", "--item", "val", "0", "--ckpt", str(trained["vmp"]), "--frames", "4", "--out", out["vis"], *data],
+        ["pn-compare", "--item", "val", "0", "--out", out["pn"], *data],
+        ["pn-compare", str(trained["video"]), "--mn", "1", "0.2", "--out", out["pn_file"]],
+        ["weight-similarity", str(trained["base"]), str(trained["vmp"]), "--labels", "baseline", "vmp"],
+        ["per-class", str(trained["base_preds"]), str(trained["vmp_preds"]), "--out", out["pc"]],
+        ["compare-runs", str(summary), "--metric", "val/acc1", "--out", out["cr"]],
+    ]
+    commands[3] += ["--out", out["ws"]]
+    for command in commands:
+        main(command)
+        assert "written to" in capsys.readouterr().out, command
+    not_blank(Path(out["vis"]) / "input_grid.png")
+    for folder, image in (("pn", "pn_compare.png"), ("pn_file", "pn_compare.png"), ("ws", "weight_similarity.png")):
+        not_blank(Path(out[folder]) / image)
+    not_blank(Path(out["pc"]) / "per_class.png")
+    not_blank(Path(out["cr"]) / "compare_runs.png")

@@ -8,6 +8,7 @@ import pytest
 
 from helpers import tiny_data_args
 from vmp_lightning.cli import build_cli
+from vmp_lightning.config_sources import command_arguments
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
 MODEL_CONFIGS = [path for path in CONFIGS if "trainer" not in path.parts and "data" not in path.parts]
@@ -21,7 +22,7 @@ def test_there_are_configs():
 def test_config_parses(path, synthetic_root):
     cli = build_cli([*tiny_data_args(synthetic_root), "--trainer.logger=false"], run=False)
     data_args = [] if "data" in path.parts else tiny_data_args(synthetic_root)  # real datasets: parsed, not built
-    config = cli.parser.parse_args(["--config", str(path), *data_args])
+    config = cli.parser.parse_args(command_arguments(["--config", str(path), *data_args]))
     assert config.model.class_path == "vmp_lightning.classifier.VideoClassifier"
 
 

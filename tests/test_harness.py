@@ -13,6 +13,7 @@ from gpu_machine import gpu_machine_site
 from helpers import QUIET, REPO, tiny_data_args
 from vmp_lightning.cli import build_cli
 from vmp_lightning.commands import main
+from vmp_lightning.config_sources import command_arguments
 from vmp_lightning.errors import ConfigError
 from vmp_lightning.harness import load_manifest
 from vmp_lightning.harness.manifest import ManifestError
@@ -48,7 +49,7 @@ def test_every_run_of_every_manifest_parses(path, synthetic_root, parser):
     manifest = load_manifest(path)
     for run in manifest.runs:
         data = [] if run.data_root else tiny_data_args(synthetic_root)
-        config = parser.parse_args([*run.flags(), *data])
+        config = parser.parse_args(command_arguments([*run.flags(), *data]))
         assert config.model.init_args.vmp == run.vmp, run.name
         if any("recipes/" in c for c in run.configs):
             assert config.global_batch_size == 64, run.name  # the paper's batch, on any number of devices
@@ -223,7 +224,7 @@ def test_the_command_a_wandb_agent_builds_parses(path, synthetic_root, parser, m
     args = expand_environment(cli_arguments(command))
     assert args[0] == "fit"
     real_data = any("configs/data" in a for a in args)
-    config = parser.parse_args([*args[1:], *([] if real_data else tiny_data_args(synthetic_root))])
+    config = parser.parse_args(command_arguments([*args[1:], *([] if real_data else tiny_data_args(synthetic_root))]))
     if real_data:
         assert config.data.init_args.root.startswith("/data/")
         assert config.model.init_args.init_checkpoint == "/ckpt/TimeSformer_divST_8x32_224_K600.pyth"

@@ -154,6 +154,16 @@ class LatestCheckpoint(ModelCheckpoint):
     def __init__(self) -> None:
         super().__init__(filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
 
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """A run folder spelled otherwise than when it was saved (relative / absolute, through a symlink) is the same
+        folder: every checkpoint callback gets its saved state back, its best score and path included (Lightning
+        compares the spellings and drops them, keeping a second best checkpoint)."""
+        live = {callback.state_key: callback.dirpath for callback in trainer.checkpoint_callbacks}
+        for key, state in checkpoint.get("callbacks", {}).items():
+            saved = state.get("dirpath") if isinstance(state, dict) else None
+            if live.get(key) and saved and saved != live[key] and _same_folder(saved, live[key]):
+                state["dirpath"] = live[key]
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)) or self._should_skip_saving_checkpoint(
             trainer
@@ -171,6 +181,13 @@ class LatestCheckpoint(ModelCheckpoint):
             f"{what}: stopped at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}\n"
             f"resume with: vmp-lightning fit{config} --ckpt_path {path}"
         )
+
+
+def _same_folder(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either is gone (moved, another machine's path)
+        return False
 
 
 def tested_checkpoint(trainer: L.Trainer) -> str:

@@ -70,7 +70,9 @@ class VideoClassifier(L.LightningModule):
         lambda_v, v_reduction: weight of the temporal attention variation V in the loss (0: V is not computed) and
             how its sum of squares is averaged (`temporal_variation`).
         optimizer, lr_scheduler, prompt_lr_scale, prompt_weight_decay, bn_weight_decay: see `build_optimizer`
-            (None: the optimizer's; PySlowFast trains SlowFast and X3D with ``bn_weight_decay`` 0).
+            (None: the optimizer's; PySlowFast trains SlowFast and X3D with ``bn_weight_decay`` 0). No optimizer:
+            AdamW with torch's defaults (a class as the default would lend its settings to the class a config names,
+            jsonargparse keeping init args whose names agree).
         train_backbone, train_head, train_prompt: what is trained (`PromptedModel.set_trainable`).
         aggregation: how the views of a test video are combined (``sum_logits`` or ``mean_softmax``); evaluation
             is exact under DDP, the test writes predictions into the run folder.
@@ -87,7 +89,7 @@ class VideoClassifier(L.LightningModule):
         num_frames: PositiveInt = 8,
         lambda_v: NonNegativeFloat = 0.0,
         v_reduction: VReduction = "mean",
-        optimizer: OptimizerCallable = torch.optim.AdamW,
+        optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         prompt_lr_scale: float = 1.0,
         prompt_weight_decay: float | None = None,
@@ -109,7 +111,7 @@ class VideoClassifier(L.LightningModule):
             raise ConfigError(problem)
         net = build_backbone(backbone, num_classes, num_frames)
         self.model = PromptedModel(net, num_classes, num_frames, **model_settings)
-        self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
+        self.optimizer_factory, self.scheduler_factory = optimizer or torch.optim.AdamW, lr_scheduler
         self.checkpoint_report = None
         if init_checkpoint and not _RESTORING.get():
             self.checkpoint_report = self.model.load_pretrained(init_checkpoint, checkpoint_min_match)
@@ -144,10 +146,21 @@ class VideoClassifier(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
-        trainer = self._trainer
-        follow_run_length(scheduler, trainer.max_epochs if trainer is not None and trainer.max_steps == -1 else None)
+        follow_run_length(scheduler, self._run_epochs())
         # named "lr", LearningRateMonitor logs each group as lr/backbone, lr/prompt
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "name": "lr"}}
+
+    def setup(self, stage: str) -> None:
+        """The data must deliver the clips this model takes: a data module built for another clip contract (by hand,
+        or for another checkpoint) is refused naming both, before any video is read."""
+        datamodule = getattr(self._trainer, "datamodule", None)
+        frames = getattr(datamodule, "frames_per_clip", None)
+        if frames is not None and frames != self.model.frames_per_clip:
+            vmp = " + 1 for the motion prompt" if self.model.frames_per_clip != self.model.num_frames else ""
+            raise ConfigError(
+                f"the model takes clips of {self.model.frames_per_clip} frames (num_frames {self.model.num_frames}"
+                f"{vmp}), the data module samples {frames} (data.frames_per_clip): build the data for this model"
+            )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_num_classes(checkpoint, self.model.num_classes)
@@ -160,6 +173,13 @@ class VideoClassifier(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.guard.start()
+        for config in self.trainer.lr_scheduler_configs:  # restored from a checkpoint of a shorter or longer run
+            follow_run_length(config.scheduler, self._run_epochs())
+
+    def _run_epochs(self) -> int | None:
+        """The epochs this run trains for, when its length is set in epochs (not steps)."""
+        trainer = self._trainer
+        return trainer.max_epochs if trainer is not None and trainer.max_steps == -1 else None
 
     def on_train_epoch_start(self) -> None:
         self.train_accuracy.reset(self.device)

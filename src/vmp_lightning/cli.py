@@ -6,7 +6,6 @@ import os
 import secrets
 import sys
 import time
-from importlib.resources import files
 from pathlib import Path
 
 import lightning as L
@@ -18,39 +17,21 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from vmp_lightning.backbones.checkpoints import check_checkpoint_file
 from vmp_lightning.callbacks import LatestCheckpoint, PredictionWriter, tested_checkpoint
 from vmp_lightning.classifier import VideoClassifier, restoring_from_checkpoint
+from vmp_lightning.config_sources import DEMO_CONFIG, LINKED, command_arguments
 from vmp_lightning.data.datamodule import VideoDataModule
 from vmp_lightning.errors import ConfigError, UserError
-from vmp_lightning.loggers import AutoWandbLogger, run_directory, write_run_metrics
-from vmp_lightning.migration import migrate_config, migrate_hyperparameters
+from vmp_lightning.loggers import AutoWandbLogger, finish_wandb_runs, run_directory, write_run_metrics
+from vmp_lightning.migration import migrate_hyperparameters
 from vmp_lightning.model import frames_per_clip
-from vmp_lightning.parsing import expand_environment, with_flag_suggestions
-from vmp_lightning.runs import RUN_ID_VARIABLE, latest_state
+from vmp_lightning.parsing import with_flag_suggestions
+from vmp_lightning.runs import RUN_ID_VARIABLE, latest_state, run_of_checkpoint
 
-DEFAULT_CONFIG = str(files("vmp_lightning") / "configs" / "default.yaml")
 DESCRIPTION = (
-    f"Starts from the embedded default config ({DEFAULT_CONFIG}: synthetic motion videos, tiny 3D CNN); --config "
-    "files and --section.key flags override it. `vmp-lightning --help` lists every command."
+    f"Starts from the demo's config ({DEMO_CONFIG}: synthetic motion videos, tiny 3D CNN) for every section whose "
+    "class you do not name (data, model, model.backbone, model.optimizer, model.lr_scheduler: a named class starts "
+    "from its own defaults); --config files and --section.key flags override it. `vmp-lightning --help` lists "
+    "every command."
 )
-
-#: Settings the CLI computes from others (its links): set by hand they would be overwritten, so they are refused.
-LINKED = {
-    "data.frames_per_clip": "model.num_frames and model.vmp (T, plus the frame the motion prompt consumes)",
-    "model.num_classes": "data.num_classes (the data module's classes)",
-}
-
-
-def refuse_linked_settings(args: list[str]) -> None:
-    """A linked setting given on the command line or in a ``--config`` file is an error naming its link."""
-    given = [a.split("=")[0].lstrip("-").replace(".init_args.", ".") for a in args if a.startswith("--")]
-    for _, path in _config_files(args):
-        config = yaml.safe_load(Path(path).read_text()) or {}
-        for section in ("data", "model"):
-            values = (config.get(section) or {}) if isinstance(config, dict) else {}
-            keys = {**values, **(values.get("init_args") or {})} if isinstance(values, dict) else {}
-            given += [f"{section}.{key}" for key in keys]
-    for key in given:
-        if key in LINKED:
-            raise ConfigError(f"{key} is linked from {LINKED[key]}: set those instead")
 
 
 def accumulation(global_batch: int, trainer: L.Trainer, datamodule: L.LightningDataModule) -> int:
@@ -70,19 +51,6 @@ def accumulation(global_batch: int, trainer: L.Trainer, datamodule: L.LightningD
             f"trainer.accumulate_grad_batches {configured} and global_batch_size {global_batch} disagree: set one"
         )
     return global_batch // per_step
-
-
-def _config_files(args: list[str]) -> list[tuple[int, str]]:
-    """The ``--config`` files among ``args``: (position of the value in ``args``, path); a config given as YAML text
-    is not a file."""
-    found = []
-    for index, arg in enumerate(args):
-        flag, inline, value = arg.partition("=")
-        if flag == "--config" and (inline or index + 1 < len(args)):
-            position, path = (index, value) if inline else (index + 1, args[index + 1])
-            if "\n" not in path and Path(path).is_file():
-                found.append((position, path))
-    return found
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -115,11 +83,11 @@ LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 
 def run_id_of_checkpoint(ckpt_path: str | None) -> str | None:
-    """The run a checkpoint of ours belongs to (``<run>/checkpoints/<file>.ckpt`` beside ``<run>/config.yaml``)."""
+    """The run a checkpoint of ours belongs to (`runs.run_of_checkpoint`), or None."""
     if not ckpt_path or ckpt_path in LIGHTNING_CKPT_NAMES:
         return None
-    run = Path(ckpt_path).parent.parent
-    return run.name if Path(ckpt_path).parent.name == "checkpoints" and (run / "config.yaml").is_file() else None
+    run = run_of_checkpoint(ckpt_path)
+    return run.name if run is not None else None
 
 
 _FITS_PLACED = 0  # fits this process has given a folder (the harness or a notebook places several)
@@ -202,6 +170,9 @@ def place_run(config, subcommand: str = "fit") -> Path | None:
         return None
     if wandb:
         init_args.id, init_args.resume = run_id, "allow"
+        # One spelling, absolute: the checkpoint callbacks record their folder and restore their best only into
+        # the folder spelled as saved.
+        init_args.save_dir = str(runs_root.resolve().parent)
         if resumed:  # the run's W&B project and folder, wherever this command's defaults point
             init_args.save_dir = str(Path(config.ckpt_path).resolve().parents[3])
             init_args.project = Path(config.ckpt_path).resolve().parents[2].name
@@ -240,10 +211,9 @@ class VMPLightningCLI(LightningCLI):
         return with_flag_suggestions(super().init_parser(**{"allow_abbrev": False, **kwargs}))
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        if args is None or isinstance(args, list):
-            args = expand_environment(sys.argv[1:] if args is None else list(args))
-            refuse_linked_settings(args)
-        super().parse_arguments(parser, args)
+        """Lightning's, without its warning that ``args`` and ``sys.argv`` are both given: ``build_cli`` hands over
+        this process's own arguments, completed by `config_sources.command_arguments`."""
+        self.config = parser.parse_args(args) if isinstance(args, list) else parser.parse_object(args)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument(
@@ -291,8 +261,11 @@ class VMPLightningCLI(LightningCLI):
             )
             self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
         after = model_settings(self.config[subcommand])
+        linked = {key.split(".")[-1] for key in LINKED if key.startswith("model.")}  # set at instantiation
         replaced = [
-            f"model.{key}: {before.get(key)!r} -> {value!r}" for key, value in after.items() if before.get(key) != value
+            f"model.{key}: {before.get(key)!r} -> {value!r}"
+            for key, value in after.items()
+            if before.get(key) != value and key not in linked
         ]
         if replaced:
             rank_zero_warn(
@@ -378,35 +351,16 @@ def model_settings(config) -> dict:
     return {k: (v.get("class_path", v) if isinstance(v, dict) else v) for k, v in flat.items()}
 
 
-def up_to_date_configs(args: list[str]) -> list[str] | None:
-    """``args`` with each ``--config`` file that an earlier version saved (a run's ``config.yaml``) replaced by its
-    migrated YAML (jsonargparse takes a config's text in place of its path), saying what moved; None when every
-    config is current."""
-    changed, result = False, list(args)
-    for position, path in _config_files(args):
-        config = yaml.safe_load(Path(path).read_text()) or {}
-        moved = migrate_config(config) if isinstance(config, dict) else []
-        if moved:
-            rank_zero_warn(f"{path} was saved by an earlier version; read with: " + "; ".join(moved))
-            text = yaml.safe_dump(config)
-            result[position] = f"--config={text}" if args[position].startswith("--config=") else text
-            changed = True
-    return result if changed else None
-
-
 def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCLI:
-    """The CLI object (``run=False`` parses and instantiates without running a subcommand)."""
-    default_files = {"default_config_files": [DEFAULT_CONFIG]}
+    """The CLI object (``run=False`` parses and instantiates without running a subcommand); ``args`` (None: this
+    process's own) start from the demo's settings where they name no class of their own (`config_sources`)."""
 
     def short_usage(name: str) -> dict:  # an error then shows one usage line, not all of them
         return {"usage": f"vmp-lightning {name} [--config FILE ...] [--<section>.<key> VALUE ...]  (--help lists them)"}
 
     subcommands = ("fit", "validate", "test", "predict")
-    parser_kwargs = {name: {**default_files, **short_usage(name)} for name in subcommands} if run else default_files
-    migrated = up_to_date_configs(sys.argv[1:] if args is None else args)
-    if migrated is not None and args is None:
-        sys.argv = sys.argv[:1]  # LightningCLI warns when it is given args and sys.argv holds more
-    return VMPLightningCLI(
+    parser_kwargs = {name: short_usage(name) for name in subcommands} if run else {}
+    cli = VMPLightningCLI(
         VideoClassifier,
         VideoDataModule,
         subclass_mode_model=True,
@@ -414,9 +368,12 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCL
         save_config_callback=RunConfigSaver,
         save_config_kwargs={"save_to_log_dir": False},
         parser_kwargs={**parser_kwargs, "prog": "vmp-lightning", "description": DESCRIPTION},
-        args=args if migrated is None else migrated,
+        args=command_arguments(sys.argv[1:] if args is None else args),
         run=run,
     )
+    if run:  # the command's W&B run ends with it: the next command in this process starts its own
+        finish_wandb_runs(cli.trainer)
+    return cli
 
 
 def run(args: list[str] | None) -> None:

@@ -3,6 +3,7 @@ and a cosine schedule that follows the run's length."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -46,11 +47,21 @@ def build_optimizer(
 
 def follow_run_length(scheduler: object, max_epochs: int | None) -> None:
     """A cosine schedule spans the run's epochs: one setting, not two kept equal by hand (a sweep over epochs must
-    not break the schedule)."""
-    if (
+    not break the schedule). A run resumed with more (or fewer) epochs continues the cosine over its new length:
+    the restored schedule's T_max and the learning rates it reached are rebuilt for the epoch it stands at
+    (torch's cosine steps from the current rate, so a schedule that had reached 0 would stay there)."""
+    if not (
         isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
         and max_epochs
         and scheduler.T_max != max_epochs
     ):
-        rank_zero_info(f"lr_scheduler.T_max {scheduler.T_max} -> {max_epochs}: the cosine follows trainer.max_epochs")
-        scheduler.T_max = max_epochs
+        return
+    rank_zero_info(f"lr_scheduler.T_max {scheduler.T_max} -> {max_epochs}: the cosine follows trainer.max_epochs")
+    state = {**scheduler.state_dict(), "T_max": max_epochs}
+    if scheduler.last_epoch > 0:
+        progress = math.cos(math.pi * min(scheduler.last_epoch, max_epochs) / max_epochs)
+        rates = [scheduler.eta_min + (base - scheduler.eta_min) * (1 + progress) / 2 for base in scheduler.base_lrs]
+        for group, rate in zip(scheduler.optimizer.param_groups, rates, strict=True):
+            group["lr"] = rate
+        state["_last_lr"] = rates
+    scheduler.load_state_dict(state)

@@ -92,7 +92,7 @@ def pn_compare(argv: list[str]) -> None:
     parser.add_argument("--maxexp-eta", type=float, default=10.0)
     parser.add_argument("--sigme-eta", type=float, default=20.0)
     parser.add_argument("--asinhe-gamma", type=float, default=10.0)
-    parser.add_argument("--mn", nargs=2, type=float, default=PUBLISHED_MN["finegym"], metavar=("M", "N"))
+    parser.add_argument("--mn", nargs=2, type=float, default=list(PUBLISHED_MN["finegym"]), metavar=("M", "N"))
     own, extra = split_passthrough(argv)
     args = parser.parse_args(own)
     pns = tools.baseline_pns(args.gamma, args.maxexp_eta, args.sigme_eta, args.asinhe_gamma, *args.mn)

@@ -18,7 +18,6 @@ os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
 from lightning.pytorch.utilities import rank_zero_info
 
 from vmp_lightning.cli import build_cli
-from vmp_lightning.loggers import finish_wandb_runs
 
 
 def run(vmp: bool, extra_args: list[str]) -> tuple[dict[str, float], int]:
@@ -28,7 +27,6 @@ def run(vmp: bool, extra_args: list[str]) -> tuple[dict[str, float], int]:
     args = ["fit", "--model.vmp", str(vmp).lower(), "--trainer.logger.init_args.name", name, "--test_after_fit=true"]
     args.append("--trainer.precision=32-true")  # bf16 CPU kernels differ by instruction set, and so would the table
     cli = build_cli([*args, *extra_args])
-    finish_wandb_runs(cli.trainer)
     metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
     return metrics, cli.datamodule.num_classes
 
