@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from helpers import QUIET, TINY_SPEC, UserNet, ramp_video, tiny_data_args
+from helpers import QUIET, TINY_SPEC, UserNet, fit_args, ramp_video, tiny_data_args
 from vmp_lightning.classifier import VideoClassifier
 from vmp_lightning.cli import build_cli
 from vmp_lightning.commands import main
@@ -148,9 +148,9 @@ def test_a_run_resumed_with_more_epochs_continues_its_cosine_and_keeps_its_best(
     first = wandb_fit(synthetic_root, "--trainer.max_epochs=1", "--run_id=r1")
     run = run_folder(first)
     after_one = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    last = run / "checkpoints" / "last.ckpt"
     resumed = build_cli(
-        ["fit", f"--config={run / 'config.yaml'}", f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]
-        + ["--trainer.max_epochs=2", *QUIET]
+        ["fit", f"--config={run / 'config.yaml'}", f"--ckpt_path={last}", "--trainer.max_epochs=2", *QUIET]
     )
     assert resumed.trainer.current_epoch == 2
     after_two = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
@@ -180,10 +180,7 @@ def test_a_checkpoint_that_spells_its_folder_otherwise_keeps_its_best(synthetic_
 
 
 def test_a_runs_checkpoint_is_tested_on_the_runs_data(synthetic_root, tmp_path, caplog):
-    fit = build_cli(
-        ["fit", *tiny_data_args(synthetic_root), "--trainer.max_epochs=1", "--trainer.logger=false", *QUIET]
-        + [f"--trainer.default_root_dir={tmp_path}"]
-    )
+    fit = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1"))
     last = run_folder(fit) / "checkpoints" / "last.ckpt"
     tested = build_cli(["test", f"--ckpt_path={last}", "--trainer.logger=false", *QUIET])  # no data settings at all
     test_videos = TINY_SPEC["num_classes"] * TINY_SPEC["videos_per_class"][2]
@@ -198,10 +195,7 @@ def test_a_runs_checkpoint_is_tested_on_the_runs_data(synthetic_root, tmp_path, 
 
 
 def test_data_for_another_clip_contract_is_refused_naming_both(synthetic_root, tmp_path):
-    fit = build_cli(
-        ["fit", *tiny_data_args(synthetic_root), "--trainer.max_epochs=1", "--trainer.logger=false", *QUIET]
-        + [f"--trainer.default_root_dir={tmp_path}", "--model.vmp=true"]
-    )
+    fit = build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=1", "--model.vmp=true"))
     model = fit.model
     data = SyntheticMotionDataModule(
         **TINY_SPEC, root=synthetic_root, frames_per_clip=8, crop_size=32, short_side=(32, 36), num_workers=0
