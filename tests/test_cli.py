@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -362,3 +364,34 @@ def test_a_global_batch_the_devices_cannot_make_is_a_one_line_error(synthetic_ro
     error = capsys.readouterr().err
     assert stop.value.code == 2 and error.count("\n") == 1 and "Traceback" not in error
     assert "global_batch_size 64 is not a multiple of 1 node(s) x 1 device(s) x data batch_size 6 = 6" in error
+
+
+WARNING_LINE = re.compile(r"\.py:\d+: |warning|deprecat|Tip:", re.IGNORECASE)
+
+
+@pytest.mark.slow
+def test_the_start_of_fit_test_and_check_videos_prints_only_warnings_about_the_run(synthetic_root, tmp_path):
+    """The installed console script as a user runs it (W&B offline, the default loader workers, SLURM's client on
+    the PATH): no line of third-party chatter, and the project's own notes say something about the run."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    env = {**os.environ, "WANDB_MODE": "offline", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("VMP_LIGHTNING_ALL_WARNINGS", None)
+    script = str(Path(sys.executable).parent / "vmp-lightning")
+    data = [a for a in tiny_data_args(synthetic_root) if "num_workers" not in a]
+
+    def printed(*args: str) -> list[str]:
+        done = subprocess.run([script, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return (done.stdout + done.stderr).splitlines()
+
+    fit = printed("fit", *data, "--trainer.max_epochs=1", "--run_id=quiet")
+    last = tmp_path / "runs" / "vmp-lightning" / "quiet" / "checkpoints" / "last.ckpt"
+    tested = printed("test", f"--ckpt_path={last}")
+    checked = printed("check-videos", *data, f"--out={tmp_path / 'check.csv'}")
+    for name, lines in (("fit", fit), ("test", tested), ("check-videos", checked)):
+        assert [line for line in lines if WARNING_LINE.search(line)] == [], name
+    assert any("test reads the run's settings" in line for line in tested)
+    assert not any("GPU available" in line for line in checked)  # no Trainer to check videos

@@ -4,6 +4,7 @@ the run it says (schedule, best checkpoint), and a run's checkpoint brings its r
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 
 import lightning as L
@@ -207,3 +208,14 @@ def test_data_for_another_clip_contract_is_refused_naming_both(synthetic_root, t
         r"the data module samples 8",
     ):
         trainer.test(model, datamodule=data)
+
+
+def test_two_fits_in_one_process_log_two_wandb_runs(synthetic_root, offline):
+    """A notebook or a job running several commands: each command's W&B run ends with it."""
+    for run_id in ("one", "two"):
+        wandb_fit(synthetic_root, "--trainer.max_epochs=1", f"--run_id={run_id}")
+    for run_id in ("one", "two"):
+        (folder,) = (offline / "runs" / "wandb").glob(f"offline-run-*-{run_id}")
+        assert (folder / f"run-{run_id}.wandb").is_file()
+        record = json.loads((offline / "runs" / "vmp-lightning" / run_id / "metrics.json").read_text())
+        assert record["run_id"] == run_id

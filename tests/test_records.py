@@ -25,7 +25,10 @@ def wandb_run_files(save_dir: Path, run_id: str) -> list[Path]:
     return sorted(save_dir.glob(f"wandb/offline-run-*-{run_id}"))
 
 
-def test_a_fit_records_everything_and_tests_its_best_checkpoint_in_the_same_run(synthetic_root, offline_wandb):
+def test_a_fit_records_everything_and_tests_its_best_checkpoint_in_the_same_run(
+    synthetic_root, offline_wandb, monkeypatch
+):
+    monkeypatch.setattr("vmp_lightning.cli.finish_wandb_runs", lambda trainer: None)  # its summary read here
     args = [
         "fit",
         *tiny_data_args(synthetic_root),

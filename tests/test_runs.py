@@ -216,6 +216,7 @@ def test_the_wandb_summary_holds_the_best_validation_accuracy(synthetic_root, tm
     the epochs (define_metric), val/acc1_best our running best, kept in the checkpoint for a resumed run."""
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setattr("vmp_lightning.cli.finish_wandb_runs", lambda trainer: None)  # its summary read here
     args = ["fit", *tiny_data_args(synthetic_root), *QUIET, f"--trainer.logger.init_args.save_dir={tmp_path}"]
     cli = build_cli([*args, "--trainer.max_epochs=3", "--model.optimizer.init_args.lr=0.5"])
     summary = cli.trainer.logger.experiment.summary

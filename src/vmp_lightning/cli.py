@@ -6,6 +6,7 @@ import os
 import secrets
 import sys
 import time
+from importlib import import_module
 from pathlib import Path
 
 import lightning as L
@@ -374,6 +375,32 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> VMPLightningCL
     if run:  # the command's W&B run ends with it: the next command in this process starts its own
         finish_wandb_runs(cli.trainer)
     return cli
+
+
+class _DataOnlyCLI(VMPLightningCLI):
+    """Parses a command's full settings (model included, so the links hold) and builds only its data module."""
+
+    def instantiate_classes(self) -> None:
+        data = self.config["data"]
+        module, _, name = data.class_path.rpartition(".")
+        self.datamodule = getattr(import_module(module), name)(**data.init_args.as_dict())
+        self.model = self.trainer = None
+
+
+def build_datamodule(args: list[str]) -> L.LightningDataModule:
+    """The data module ``fit`` would build from ``args`` (``frames_per_clip`` from the model's settings), without
+    a model or a Trainer: what `check-videos` and the analysis tools read."""
+    return _DataOnlyCLI(
+        VideoClassifier,
+        VideoDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_callback=None,
+        auto_configure_optimizers=False,
+        parser_kwargs={"prog": "vmp-lightning", "description": DESCRIPTION},
+        args=command_arguments(args),
+        run=False,
+    ).datamodule
 
 
 def run(args: list[str] | None) -> None:

@@ -79,6 +79,9 @@ class AutoWandbLogger(WandbLogger):
             **({"resume": resume} if resume else {}),
             **extra,
         )
+        # Lightning 2.6 hands wandb.init ``anonymous=None`` whatever it is given; wandb >= 0.19 warns at every start
+        # that the setting has no effect. Not passed at all, it says nothing.
+        self._wandb_init.pop("anonymous", None)
         self.offline = offline
         self._sync_hint_shown = False
 
@@ -143,7 +146,8 @@ def write_run_metrics(
     callback = trainer.checkpoint_callback
     wandb_logger = next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
     url = None
-    if wandb_logger is not None and wandb_logger._experiment is not None:
+    online = wandb_logger is not None and not getattr(wandb_logger, "offline", False)
+    if online and wandb_logger._experiment is not None:  # an offline run has none (W&B warns when asked)
         url = getattr(wandb_logger.experiment, "url", None)
     best = getattr(callback, "best_model_score", None)
     record = {

@@ -102,7 +102,36 @@ def run(argv: list[str], from_sys_argv: bool = False) -> None:
         target(argv[1:])
 
 
+#: Third-party chatter that says nothing about a user's run (message patterns, matched from the start): each line
+#: is about the libraries' own versions or products. ``VMP_LIGHTNING_ALL_WARNINGS=1`` shows them again.
+THIRD_PARTY_WARNINGS = (
+    r".*`torch\.jit\.script` is deprecated",  # fvcore (pytorchvideo's models) at import
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning 2.6 on torch >= 2.10
+    r"Precision .* is not supported by the model summary",  # Lightning's size estimate
+    r"The `srun` command is available on your system but is not used",  # any machine with SLURM's client
+    r".*saved_variables",  # X3D's Swish under torch >= 2.x
+)
+THIRD_PARTY_INFO = ("💡 Tip: For seamless cloud logging",)  # Lightning's advertisement at every Trainer
+
+
+def quiet_third_party() -> None:
+    """Filter `THIRD_PARTY_WARNINGS` and `THIRD_PARTY_INFO` (DataLoader workers inherit the filters); the
+    project's own warnings and those about the run stay."""
+    import logging
+    import os
+    import warnings
+
+    if os.environ.get("VMP_LIGHTNING_ALL_WARNINGS") == "1":
+        return
+    for pattern in THIRD_PARTY_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: not str(record.msg).startswith(THIRD_PARTY_INFO)
+    )
+
+
 def main(args: list[str] | None = None) -> None:
+    quiet_third_party()
     try:
         run(sys.argv[1:] if args is None else list(args), from_sys_argv=args is None)
     except UserError as error:

@@ -62,12 +62,10 @@ def _clip(args: Namespace, num_frames: int, data_args: list[str]):
 
         frames = frames_per_clip(num_frames, vmp=True)
         return tools.read_clip(args.video, frames, args.stride, args.start, args.size), Path(args.video).name
-    from vmp_lightning.cli import build_cli
+    from vmp_lightning.cli import build_datamodule
 
     split, index = args.item[0], int(args.item[1])
-    frames_flags = [f"--model.init_args.num_frames={num_frames}", "--model.vmp=true"]
-    cli = build_cli([*data_args, *frames_flags, "--trainer.logger=false"], run=False)
-    datamodule = cli.datamodule
+    datamodule = build_datamodule([*data_args, f"--model.init_args.num_frames={num_frames}", "--model.vmp=true"])
     datamodule.setup("fit" if split in ("train", "val") else "test")
     records = datamodule.records[split]
     if not 0 <= index < len(records):

@@ -49,12 +49,12 @@ def check_videos(argv: list[str]) -> None:
         print("\nThe data settings are fit's: vmp-lightning fit --help lists them.")
         return
     args = parser.parse_args(own)
-    from vmp_lightning.cli import build_cli
+    from vmp_lightning.cli import build_datamodule
     from vmp_lightning.data.check import PROBLEMS, check_datamodule, write_report
 
     # Missing files are to be listed, not to stop the check.
-    cli = build_cli([*rest, "--data.init_args.on_bad_video=skip", "--trainer.logger=false"], run=False)
-    results = check_datamodule(cli.datamodule, full=args.full, workers=args.workers)
+    datamodule = build_datamodule([*rest, "--data.init_args.on_bad_video=skip"])
+    results = check_datamodule(datamodule, full=args.full, workers=args.workers)
     print(write_report(results, args.out))
     if any(r.status in PROBLEMS for r in results):
         sys.exit(1)
