@@ -15,7 +15,7 @@ os.environ["VMP_LIGHTNING_CACHE"] = tempfile.mkdtemp(prefix="vmp-cache-")  # fra
 
 from helpers import TINY_SPEC, ramp_video
 from vmp_lightning.data import SyntheticMotionSpec, generate
-from vmp_lightning.data.video import VideoWriter
+from vmp_lightning.data.video_writer import VideoWriter
 
 
 @pytest.fixture(scope="session")

@@ -230,7 +230,7 @@ def test_the_wandb_summary_holds_the_best_validation_accuracy(synthetic_root, tm
 def test_fits_in_one_slurm_job_get_their_own_runs_and_a_requeue_continues_each(synthetic_root, tmp_path, monkeypatch):
     """Two fits in one SLURM job: two folders (and W&B ids); requeued (SLURM_RESTART_COUNT 1), the job's first fit
     continues the first run from its last.ckpt and the second the second."""
-    import vmp_lightning.cli as cli_module
+    import vmp_lightning.runs as runs_module
 
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     monkeypatch.delenv("SLURM_NTASKS", raising=False)
@@ -239,7 +239,7 @@ def test_fits_in_one_slurm_job_get_their_own_runs_and_a_requeue_continues_each(s
     runs = [Path(c.trainer.default_root_dir) for c in (first, second)]
     assert runs[0] != runs[1] and runs_in(tmp_path) == sorted(runs)
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    monkeypatch.setattr(cli_module, "_FITS_PLACED", 0)
+    monkeypatch.setattr(runs_module, "_FITS_PLACED", 0)
     again = [build_cli(fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=2")) for _ in range(2)]
     assert [Path(c.trainer.default_root_dir) for c in again] == runs
     steps = first.trainer.global_step
@@ -248,15 +248,14 @@ def test_fits_in_one_slurm_job_get_their_own_runs_and_a_requeue_continues_each(s
 
 
 def test_the_processes_of_one_srun_step_agree_on_a_run_id_without_talking(tmp_path, monkeypatch):
-    from vmp_lightning.cli import new_run_id
+    import vmp_lightning.runs as runs_module
+    from vmp_lightning.runs import new_run_id
 
     monkeypatch.setenv("SLURM_JOB_ID", "7")
     monkeypatch.setenv("SLURM_NTASKS", "4")
     monkeypatch.setenv("SLURM_STEP_ID", "3")
     monkeypatch.delenv("LOCAL_RANK", raising=False)
-    import vmp_lightning.cli as cli_module
-
-    monkeypatch.setattr(cli_module, "_FITS_PLACED", 0)
+    monkeypatch.setattr(runs_module, "_FITS_PLACED", 0)
     ids = [new_run_id(tmp_path), new_run_id(tmp_path)]
     assert ids == ["slurm-7-step3-0", "slurm-7-step3-1"]  # the same on every rank; each fit its own
     monkeypatch.setenv("WANDB_SWEEP_ID", "s1")

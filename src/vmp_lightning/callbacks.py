@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vmp_lightning.data.clip_dataset import mix
+from vmp_lightning.runs import RunFolder
 
 
 class BadVideoReporter(L.Callback):
@@ -143,7 +144,7 @@ class RunFacts(L.Callback):
 
             folder = run_directory(trainer)
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "val_videos.txt").write_text("".join(f"{record.video_id}\n" for record in validation))
+            RunFolder(folder).validation_list.write_text("".join(f"{record.video_id}\n" for record in validation))
 
 
 class LatestCheckpoint(ModelCheckpoint):
@@ -152,7 +153,7 @@ class LatestCheckpoint(ModelCheckpoint):
     SIGTERM (preemption) or Ctrl-C, the state of the current step, with the command that resumes it."""
 
     def __init__(self) -> None:
-        super().__init__(filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+        super().__init__(filename=Path(RunFolder.LAST).stem, monitor=None, save_top_k=1, enable_version_counter=False)
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         """A run folder spelled otherwise than when it was saved (relative / absolute, through a symlink) is the same
@@ -172,11 +173,11 @@ class LatestCheckpoint(ModelCheckpoint):
         if any(not torch.isfinite(p).all() for p in pl_module.parameters()):
             rank_zero_warn("interrupted with non-finite weights: no checkpoint written")
             return
-        path = Path(self.dirpath) / "last.ckpt"
+        path = Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}"
         trainer.save_checkpoint(path, weights_only=False)  # the full state: optimizer, loops, callbacks
         what = "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl-C"
-        run = path.parent.parent
-        config = f" --config {run / 'config.yaml'}" if (run / "config.yaml").is_file() else ""
+        run = RunFolder.of_checkpoint(path)
+        config = f" --config {run.config}" if run is not None else ""
         rank_zero_warn(
             f"{what}: stopped at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}\n"
             f"resume with: vmp-lightning fit{config} --ckpt_path {path}"
@@ -197,7 +198,7 @@ def tested_checkpoint(trainer: L.Trainer) -> str:
     if callback is not None and callback.monitor and callback.best_model_path:
         return callback.best_model_path
     latest = next((c for c in trainer.callbacks if isinstance(c, LatestCheckpoint)), None)
-    path = Path(latest.dirpath) / "last.ckpt" if latest is not None and latest.dirpath else None
+    path = Path(latest.dirpath) / f"{latest.filename}{latest.FILE_EXTENSION}" if latest and latest.dirpath else None
     return str(path) if path is not None and path.is_file() else getattr(callback, "best_model_path", "")
 
 
@@ -228,15 +229,16 @@ class PredictionWriter(BasePredictionWriter):
         suffix = f"_rank{trainer.global_rank}" if trainer.world_size > 1 else ""
         folder = run_directory(trainer)
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(record, folder / f"predictions{suffix}.pt")
-        with (folder / f"predictions{suffix}.csv").open("w", newline="") as handle:
+        run = RunFolder(folder)
+        torch.save(record, run.clip_predictions(suffix, "pt"))
+        with run.clip_predictions(suffix).open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["video_id", "view", "label", *(f"logit_{k}" for k in range(logits.shape[1]))])
             columns = (record["video_id"], record["view"].tolist(), record["label"].tolist(), logits.tolist())
             rows = zip(*columns, strict=True)
             for video_id, view, label, row in rows:
                 writer.writerow([video_id, view, label, *(f"{v:.6g}" for v in row)])
-        rank_zero_info(f"Predictions written to {folder / f'predictions{suffix}.csv'}")
+        rank_zero_info(f"Predictions written to {run.clip_predictions(suffix)}")
 
 
 class PromptMedia(L.Callback):

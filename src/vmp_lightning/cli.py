@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import secrets
 import sys
-import time
 from importlib import import_module
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from vmp_lightning.loggers import AutoWandbLogger, finish_wandb_runs, run_direct
 from vmp_lightning.migration import migrate_hyperparameters
 from vmp_lightning.model import frames_per_clip
 from vmp_lightning.parsing import with_flag_suggestions
-from vmp_lightning.runs import RUN_ID_VARIABLE, latest_state, run_of_checkpoint
+from vmp_lightning.runs import RUN_ID_VARIABLE, RunFolder, new_run_id
 
 DESCRIPTION = (
     f"Starts from the demo's config ({DEMO_CONFIG}: synthetic motion videos, tiny 3D CNN) for every section whose "
@@ -65,10 +63,10 @@ class RunConfigSaver(SaveConfigCallback):
         folder = run_directory(trainer)
         stage = str(getattr(stage, "value", stage))
         fit = stage == "fit"
-        if not fit and not (folder / self.config_filename).is_file():
+        if not fit and not RunFolder(folder).config.is_file():
             return
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / (self.config_filename if fit else f"config_{stage}.yaml")
+        path = RunFolder(folder).stage_config(stage)
         self.parser.save(self.config, str(path), skip_unset=False, overwrite=True, multifile=self.multifile)
         rank_zero_info(f"Config saved to {path}")
         whole = yaml.safe_load(path.read_text())  # plain YAML values, as saved (no parser internals)
@@ -83,74 +81,17 @@ class RunConfigSaver(SaveConfigCallback):
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 
-def run_id_of_checkpoint(ckpt_path: str | None) -> str | None:
-    """The run a checkpoint of ours belongs to (`runs.run_of_checkpoint`), or None."""
-    if not ckpt_path or ckpt_path in LIGHTNING_CKPT_NAMES:
-        return None
-    run = run_of_checkpoint(ckpt_path)
-    return run.name if run is not None else None
-
-
-_FITS_PLACED = 0  # fits this process has given a folder (the harness or a notebook places several)
-
-
-def new_run_id(runs_root: Path) -> str:
-    """A new fit's id, never the job's alone. A DDP process that Lightning started takes its parent's, a trial
-    that a W&B agent started the agent's; the
-    processes of a multi-process SLURM step (srun) or torchrun rendezvous agree without talking, on the step or
-    rendezvous and the fit's number in the process; otherwise a fresh one (time and a random suffix), under SLURM
-    recorded in the job (`slurm_job_run_id`) so that a requeued job's fits continue their runs."""
-    global _FITS_PLACED
-    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(RUN_ID_VARIABLE):
-        return os.environ[RUN_ID_VARIABLE]
-    if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
-        return os.environ["WANDB_RUN_ID"]  # a trial that `wandb agent` started: the sweep's id for it
-    nth, _FITS_PLACED = _FITS_PLACED, _FITS_PLACED + 1
-    job = slurm_job()
-    if job and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        return f"slurm-{job}-step{os.environ.get('SLURM_STEP_ID', 'batch')}-{nth}"
-    if os.environ.get("TORCHELASTIC_RUN_ID", "none") != "none":
-        return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}-{nth}"
-    fresh = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    return slurm_job_run_id(runs_root, job, fresh) if job else fresh
-
-
-def slurm_job() -> str | None:
-    """This SLURM job's id (``<array job>_<task>`` for an array task), or None outside SLURM."""
-    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
-        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
-    return os.environ.get("SLURM_JOB_ID")
-
-
-def slurm_job_run_id(runs_root: Path, job: str, fresh: str) -> str:
-    """The id of the n-th fit this incarnation of a SLURM job starts: the n-th run the job recorded in
-    ``<runs>/.slurm-job-<job>`` (lines ``<restart count> <run id>``), so a requeued job (``SLURM_RESTART_COUNT``)
-    gives each of its fits back its run; ``fresh`` (recorded) for a fit the job had not started before."""
-    import fcntl
-
-    runs_root.mkdir(parents=True, exist_ok=True)
-    record = runs_root / f".slurm-job-{job}"
-    restart = os.environ.get("SLURM_RESTART_COUNT", "0")
-    with (runs_root / f".slurm-job-{job}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        lines = [line.split() for line in record.read_text().splitlines()] if record.is_file() else []
-        known = list(dict.fromkeys(run_id for _, run_id in lines))
-        nth = sum(count == restart for count, _ in lines)
-        run_id = known[nth] if nth < len(known) else fresh
-        with record.open("a") as handle:
-            handle.write(f"{restart} {run_id}\n")
-    return run_id
-
-
 def place_run(config, subcommand: str = "fit") -> Path | None:
     """Give a ``fit`` its own folder (checkpoints, config, the W&B run id) whatever the logger: a new run gets a
     new one (``--run_id`` names it), ``--ckpt_path <run>/checkpoints/last.ckpt`` continues that run's folder and
     W&B run, and a fit whose id names a run that has a checkpoint (a requeued SLURM job's, a harness run's)
     continues it from there. ``test``, ``validate`` and ``predict`` of a run's checkpoint write into that run's
-    folder (and W&B run); without a logger, into ``trainer.default_root_dir`` when it is set."""
+    folder (and W&B run); without a logger, into ``trainer.default_root_dir`` when it is set. The names and the id
+    rules are `runs`'; this reads and sets the parsed config."""
     trainer = config.trainer
-    resumed = run_id_of_checkpoint(config.get("ckpt_path"))
-    if subcommand != "fit" and not resumed:
+    ckpt_path = config.get("ckpt_path")
+    resumed = RunFolder.of_checkpoint(ckpt_path) if ckpt_path and ckpt_path not in LIGHTNING_CKPT_NAMES else None
+    if subcommand != "fit" and resumed is None:
         return None
     logger = trainer.get("logger")
     init_args = logger.get("init_args") if hasattr(logger, "get") else None
@@ -163,24 +104,20 @@ def place_run(config, subcommand: str = "fit") -> Path | None:
         runs_root = Path(init_args.get("save_dir") or ".") / str(init_args.get("project") or "lightning_logs")
     else:
         runs_root = Path(trainer.get("default_root_dir") or ".")
-    run_id = resumed or config.get("run_id") or new_run_id(runs_root)
+    run_id = resumed.run_id if resumed else config.get("run_id") or new_run_id(runs_root)
     os.environ[RUN_ID_VARIABLE] = run_id
     if not wandb and logger not in (None, False):  # another logger: it names its own folder
         if init_args is not None and "version" in init_args and init_args.version is None:
             init_args.version = run_id
         return None
-    if wandb:
+    # One spelling, absolute: the checkpoint callbacks record their folder and restore their best only into the
+    # folder spelled as saved.
+    run = (resumed.path if resumed else runs_root / run_id).resolve()
+    if wandb:  # the run's W&B project and folder, wherever this command's defaults point
         init_args.id, init_args.resume = run_id, "allow"
-        # One spelling, absolute: the checkpoint callbacks record their folder and restore their best only into
-        # the folder spelled as saved.
-        init_args.save_dir = str(runs_root.resolve().parent)
-        if resumed:  # the run's W&B project and folder, wherever this command's defaults point
-            init_args.save_dir = str(Path(config.ckpt_path).resolve().parents[3])
-            init_args.project = Path(config.ckpt_path).resolve().parents[2].name
-    run = Path(config.ckpt_path).parent.parent if resumed else runs_root / run_id
-    run = run.resolve()  # one spelling: the checkpoint callback restores its best only into the folder it saved
+        init_args.save_dir, init_args.project = str(run.parents[1]), run.parent.name
     trainer.default_root_dir = str(run)
-    latest = latest_state(run) if subcommand == "fit" and not config.get("ckpt_path") else None
+    latest = RunFolder(run).latest_state() if subcommand == "fit" and not ckpt_path else None
     if latest is not None:
         config.ckpt_path = str(latest)
         rank_zero_info(f"run {run_id} has a checkpoint: continuing it from {latest}")

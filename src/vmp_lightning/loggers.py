@@ -14,7 +14,7 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
-from vmp_lightning.runs import METRICS_FILE, RUN_ID_VARIABLE
+from vmp_lightning.runs import RUN_ID_VARIABLE, RunFolder
 
 
 def wandb_credentials_available() -> bool:
@@ -164,7 +164,7 @@ def write_run_metrics(
     }
     folder = run_directory(trainer)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / METRICS_FILE
+    path = RunFolder(folder).metrics
     path.write_text(json.dumps(record, indent=1))
     rank_zero_info(f"Run metrics written to {path}")
     if isinstance(wandb_logger, AutoWandbLogger) and wandb_logger._experiment is not None:

@@ -1,36 +1,161 @@
-"""Names a run folder and a run's processes share, known to the loggers, the CLI and the harness alike. The standard
-library only: the harness's table reads run folders without loading Lightning."""
+"""A run: its id, its folder and every file in it, and which checkpoint continues it. The one place that names them;
+the CLI, the callbacks, the harness and the analysis tools go through `RunFolder`. The standard library only: the
+harness's tables read run folders without loading Lightning.
+
+A run lives in ``<runs root>/<run id>/``, the runs root being ``<W&B save_dir>/<project>`` (``<default_root_dir>/runs``
+without a logger). Its id is given (``--run_id``, the harness's identity of a run), agreed by the processes of one
+job without talking (a SLURM step, a torchrun rendezvous, a W&B sweep agent, a DDP child), or made fresh.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-
-#: The run's final metrics, written beside its checkpoints (what the harness's tables read).
-METRICS_FILE = "metrics.json"
-
-#: The run's full config, as its fit parsed it (what ``fit --config`` resumes and ``test --ckpt_path`` reads).
-RUN_CONFIG = "config.yaml"
-
-#: The run's checkpoints folder.
-CHECKPOINTS = "checkpoints"
 
 #: The run this process works for (DDP children learn their parent's through it).
 RUN_ID_VARIABLE = "VMP_LIGHTNING_RUN_ID"
 
-
-def latest_state(run: Path) -> Path | None:
-    """The newest checkpoint a run folder holds to continue from: ``checkpoints/last.ckpt`` unless Lightning's
-    SLURM requeue left a newer ``hpc_ckpt_*.ckpt`` (which Lightning itself resumes from: then None)."""
-    last = Path(run) / CHECKPOINTS / "last.ckpt"
-    hpc = [p.stat().st_mtime for p in Path(run).glob("hpc_ckpt_*.ckpt")]
-    if last.is_file() and (not hpc or last.stat().st_mtime >= max(hpc)):
-        return last
-    return None
+#: The W&B folder beside the runs of a ``save_dir``: not a run.
+WANDB_FOLDER = "wandb"
 
 
-def run_of_checkpoint(ckpt_path: str | Path) -> Path | None:
-    """The run folder a checkpoint of ours belongs to (``<run>/checkpoints/<file>.ckpt`` beside ``<run>/config.yaml``),
-    or None (Lightning's names ``last``, ``best``, ... are not files)."""
-    path = Path(ckpt_path)
-    run = path.parent.parent
-    return run if path.parent.name == CHECKPOINTS and (run / RUN_CONFIG).is_file() else None
+@dataclass(frozen=True)
+class RunFolder:
+    """The folder of one run and the names of its files."""
+
+    path: Path
+
+    #: The latest state's file in ``checkpoints/`` (`LatestCheckpoint` writes it).
+    LAST = "last.ckpt"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> Path:
+        """The fit's full config (what ``fit --config`` resumes and ``test --ckpt_path`` reads)."""
+        return self.path / "config.yaml"
+
+    def stage_config(self, stage: str) -> Path:
+        """The config of a ``test`` / ``validate`` / ``predict`` of the run's checkpoint (the fit's stays as it was)."""
+        return self.config if stage == "fit" else self.path / f"config_{stage}.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        """The latest state (`LatestCheckpoint`): what a resume continues from."""
+        return self.checkpoints / self.LAST
+
+    @property
+    def metrics(self) -> Path:
+        """The final metrics and the checkpoint tested (what the harness's tables read)."""
+        return self.path / "metrics.json"
+
+    def predictions(self, stage: str = "test") -> Path:
+        """An evaluation's per-video dump (``test_predictions.csv``)."""
+        return self.path / f"{stage}_predictions.csv"
+
+    def evaluation_report(self, stage: str = "test") -> Path:
+        """An evaluation's video-level report and class names (``test_metrics.json``)."""
+        return self.path / f"{stage}_metrics.json"
+
+    def clip_predictions(self, suffix: str = "", extension: str = "csv") -> Path:
+        """``predict``'s per-clip logits (``predictions.csv`` / ``.pt``; ``_rank<r>`` per process under DDP)."""
+        return self.path / f"predictions{suffix}.{extension}"
+
+    @property
+    def validation_list(self) -> Path:
+        """The videos the run validated on, one id a line."""
+        return self.path / "val_videos.txt"
+
+    def latest_state(self) -> Path | None:
+        """The newest checkpoint to continue from: ``last.ckpt`` unless Lightning's SLURM requeue left a newer
+        ``hpc_ckpt_*.ckpt`` (which Lightning itself resumes from: then None)."""
+        hpc = [p.stat().st_mtime for p in self.path.glob("hpc_ckpt_*.ckpt")]
+        if self.last.is_file() and (not hpc or self.last.stat().st_mtime >= max(hpc)):
+            return self.last
+        return None
+
+    @classmethod
+    def of_checkpoint(cls, ckpt_path: str | Path) -> RunFolder | None:
+        """The run a checkpoint of ours belongs to (``<run>/checkpoints/<file>.ckpt`` beside ``<run>/config.yaml``),
+        or None (Lightning's names ``last``, ``best``, ... are not files)."""
+        path = Path(ckpt_path)
+        run = cls(path.parent.parent)
+        return run if path.parent == run.checkpoints and run.config.is_file() else None
+
+    @classmethod
+    def under(cls, save_dir: str | Path) -> Iterator[RunFolder]:
+        """The runs placed under a ``save_dir`` (``<save_dir>/<project>/<run id>/``, the W&B folder left out)."""
+        for project in sorted(Path(save_dir).glob("*/")):
+            if project.name != WANDB_FOLDER:
+                for folder in sorted(project.iterdir()):
+                    run = cls(folder)
+                    if run.config.is_file() or run.checkpoints.is_dir() or run.metrics.is_file():
+                        yield run
+
+
+def latest_state(run: str | Path) -> Path | None:
+    """`RunFolder.latest_state` of the folder ``run``."""
+    return RunFolder(Path(run)).latest_state()
+
+
+_FITS_PLACED = 0  # fits this process has given a folder (the harness or a notebook places several)
+
+
+def new_run_id(runs_root: Path) -> str:
+    """A new fit's id, never the job's alone. A DDP process that Lightning started takes its parent's, a trial that a
+    W&B agent started the agent's; the processes of a multi-process SLURM step (srun) or torchrun rendezvous agree
+    without talking, on the step or rendezvous and the fit's number in the process; otherwise a fresh one (time and a
+    random suffix), under SLURM recorded in the job (`slurm_job_run_id`) so that a requeued job's fits continue their
+    runs."""
+    global _FITS_PLACED
+    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(RUN_ID_VARIABLE):
+        return os.environ[RUN_ID_VARIABLE]
+    if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
+        return os.environ["WANDB_RUN_ID"]  # a trial that `wandb agent` started: the sweep's id for it
+    nth, _FITS_PLACED = _FITS_PLACED, _FITS_PLACED + 1
+    job = slurm_job()
+    if job and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return f"slurm-{job}-step{os.environ.get('SLURM_STEP_ID', 'batch')}-{nth}"
+    if os.environ.get("TORCHELASTIC_RUN_ID", "none") != "none":
+        return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}-{nth}"
+    fresh = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    return slurm_job_run_id(runs_root, job, fresh) if job else fresh
+
+
+def slurm_job() -> str | None:
+    """This SLURM job's id (``<array job>_<task>`` for an array task), or None outside SLURM."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def slurm_job_run_id(runs_root: Path, job: str, fresh: str) -> str:
+    """The id of the n-th fit this incarnation of a SLURM job starts: the n-th run the job recorded in
+    ``<runs root>/.slurm-job-<job>`` (lines ``<restart count> <run id>``), so a requeued job (``SLURM_RESTART_COUNT``)
+    gives each of its fits back its run; ``fresh`` (recorded) for a fit the job had not started before."""
+    runs_root.mkdir(parents=True, exist_ok=True)
+    record = runs_root / f".slurm-job-{job}"
+    restart = os.environ.get("SLURM_RESTART_COUNT", "0")
+    with (runs_root / f".slurm-job-{job}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lines = [line.split() for line in record.read_text().splitlines()] if record.is_file() else []
+        known = list(dict.fromkeys(run_id for _, run_id in lines))
+        nth = sum(count == restart for count, _ in lines)
+        run_id = known[nth] if nth < len(known) else fresh
+        with record.open("a") as handle:
+            handle.write(f"{restart} {run_id}\n")
+    return run_id

@@ -7,7 +7,7 @@ does not load Lightning with the data modules.
 from vmp_lightning.lazy import lazy_exports
 
 _WHERE = {
-    **dict.fromkeys(["Annotations", "DatasetLayoutError"], "annotations"),
+    **dict.fromkeys(["Annotations", "DatasetLayoutError", "VideoRecord"], "annotations"),
     "ClipDataset": "clip_dataset",
     **dict.fromkeys(["AnnotatedDataModule", "VideoDataModule"], "datamodule"),
     **dict.fromkeys(["FineGymDataModule", "parse_subaction_id", "read_finegym"], "datasets.finegym"),
@@ -23,15 +23,13 @@ _WHERE = {
         [
             "VideoDecodeError",
             "VideoReader",
-            "VideoRecord",
-            "VideoWriter",
             "available_backends",
             "open_video",
             "read_frames",
-            "write_video",
         ],
         "video",
     ),
+    **dict.fromkeys(["VideoWriter", "write_video"], "video_writer"),
 }
 __all__ = sorted(_WHERE)
 

@@ -13,8 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from vmp_lightning.data.video import VideoRecord
 from vmp_lightning.errors import ConfigError, UserError
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One labelled video (or an interval of one: frames ``start_frame`` .. ``end_frame`` inclusive)."""
+
+    path: str
+    label: int
+    video_id: str
+    start_frame: int = 0
+    end_frame: int | None = None
 
 
 class DatasetLayoutError(UserError, FileNotFoundError):

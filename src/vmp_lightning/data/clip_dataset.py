@@ -10,8 +10,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler
 
+from vmp_lightning.data.annotations import VideoRecord
 from vmp_lightning.data.sampling import ShortVideoRule, eval_clip_indices, sample_clip_indices
-from vmp_lightning.data.video import Backend, VideoDecodeError, VideoRecord, open_video, read_frames
+from vmp_lightning.data.video import Backend, VideoDecodeError, open_video, read_frames
 
 OnBadVideo = Literal["raise", "skip"]
 

@@ -11,11 +11,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
-from vmp_lightning.data.annotations import Annotations, DatasetLayoutError
+from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, VideoRecord
 from vmp_lightning.data.clip_dataset import ClipDataset, EpochShuffle, OnBadVideo
 from vmp_lightning.data.sampling import ShortVideoRule
 from vmp_lightning.data.transforms import eval_transform, train_transform
-from vmp_lightning.data.video import Backend, VideoRecord
+from vmp_lightning.data.video import Backend
 from vmp_lightning.errors import ConfigError
 
 SPLITS = ("train", "val", "test")

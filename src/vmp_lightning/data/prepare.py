@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from vmp_lightning.data.parallel import map_with_progress
-from vmp_lightning.data.video import PyAVReader, VideoDecodeError, VideoWriter, atomic_write
+from vmp_lightning.data.video import PyAVReader, VideoDecodeError
+from vmp_lightning.data.video_writer import VideoWriter
+from vmp_lightning.files import atomic_write
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vmp_lightning.runs import RunFolder
+
 if TYPE_CHECKING:
     from vmp_lightning.evaluation.video_level import Evaluation
 
@@ -21,9 +23,9 @@ def write_predictions(
 ) -> Path:
     """Write ``<stage>_predictions.csv`` (video_id, label, prediction, score_0 .. score_{K-1}: the aggregated
     video scores) and ``<stage>_metrics.json`` (the video-level report and the class names); returns the CSV path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{stage}_predictions.csv"
+    run = RunFolder(folder)
+    run.path.mkdir(parents=True, exist_ok=True)
+    path = run.predictions(stage)
     scores, labels = evaluation.scores, evaluation.labels.tolist()
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -32,7 +34,7 @@ def write_predictions(
         for video_id, label, prediction, row in rows:
             writer.writerow([video_id, label, prediction, *(f"{v:.6g}" for v in row)])
     metrics = {**evaluation.report.__dict__, "class_names": class_names}
-    (folder / f"{stage}_metrics.json").write_text(json.dumps(metrics, indent=1))
+    run.evaluation_report(stage).write_text(json.dumps(metrics, indent=1))
     return path
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from vmp_lightning.harness.manifest import Manifest, Run
 from vmp_lightning.harness.slurm import After, InProcess, SlurmOptions, queued_job, submit
-from vmp_lightning.runs import METRICS_FILE, RUN_ID_VARIABLE, latest_state
+from vmp_lightning.runs import RUN_ID_VARIABLE, RunFolder
 
 
 @dataclass
@@ -54,14 +54,14 @@ def identity(name: str, folder: Path) -> str:
 def run_metrics(folder: Path, require_test: bool = True) -> dict | None:
     """The newest ``metrics.json`` of a run folder (holding test metrics unless ``require_test`` is off);
     None: the run is not done."""
-    # <folder>/<project or "runs">/<run id>/: not the copies W&B keeps of uploaded files under <folder>/wandb
-    records = [json.loads(p.read_text()) | {"path": str(p)} for p in Path(folder).glob(f"*/*/{METRICS_FILE}")]
+    runs = [run.metrics for run in RunFolder.under(folder) if run.metrics.is_file()]
+    records = [json.loads(path.read_text()) | {"path": str(path)} for path in runs]
     done = [r for r in records if r.get("test") or not require_test]
     return max(done, key=lambda r: Path(r["path"]).stat().st_mtime) if done else None
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    found = sorted(Path(folder).glob("*/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    found = sorted((run.last for run in RunFolder.under(folder) if run.last.is_file()), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 
 
@@ -126,7 +126,7 @@ def fit_arguments(manifest: Manifest, run: Run, options: Options, source_later: 
         args.append(f"--trainer.precision={options.precision}")
     args.extend(options.extra)
     last = latest_checkpoint(folder)
-    if last is not None and latest_state(last.parent.parent) is not None:
+    if last is not None and RunFolder(last.parent.parent).latest_state() is not None:
         args.append(f"--ckpt_path={last}")  # else Lightning's SLURM requeue checkpoint is newer: it resumes that
     return args
 

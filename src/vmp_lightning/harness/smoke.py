@@ -9,7 +9,7 @@ import numpy as np
 
 from vmp_lightning.data.datasets.mpii_cooking2 import MPII_ANNOTATION, MPII_SEQUENCES
 from vmp_lightning.data.datasets.synthetic import SyntheticMotionSpec, render_video
-from vmp_lightning.data.video import write_video
+from vmp_lightning.data.video_writer import write_video
 
 SPEC = SyntheticMotionSpec(num_classes=3, video_size=32, video_frames=20, object_size=8, num_distractors=2)
 FPS = 30

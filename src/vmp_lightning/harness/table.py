@@ -19,6 +19,7 @@ from vmp_lightning.harness.statistics import (
     paired_bootstrap_gain,
     prediction_dump,
 )
+from vmp_lightning.runs import RunFolder
 
 METRICS = {"acc1": 0, "acc5": 1}  # index into a run's paper (top-1, top-5)
 GAINS_CAPTION = (
@@ -33,7 +34,7 @@ class DifferentTestVideos(UserError, ValueError):
 
 def tested_videos(metrics_path: str | Path) -> frozenset[str] | None:
     """The video ids a run was tested on (its ``test_predictions.csv``, beside its ``metrics.json``)."""
-    path = Path(metrics_path).parent / "test_predictions.csv"
+    path = RunFolder(Path(metrics_path).parent).predictions("test")
     return frozenset(prediction_dump(path).video_ids) if path.is_file() else None
 
 
@@ -183,13 +184,13 @@ def _gain(vmp: Cell, base: Cell) -> Gain | None:
         ours = {run["seed"]: run for run in vmp.runs if run["dataset"] == dataset}
         theirs = {run["seed"]: run for run in base.runs if run["dataset"] == dataset}
         seeds = [seed for seed in ours if seed in theirs]
-        files = [Path(run["folder"]) / "test_predictions.csv" for seed in seeds for run in (ours[seed], theirs[seed])]
+        files = [RunFolder(run["folder"]).predictions() for seed in seeds for run in (ours[seed], theirs[seed])]
         if not seeds or not all(f.is_file() for f in files):
             return None
         rows = []
         for seed in seeds:
-            a = correct_per_video(Path(ours[seed]["folder"]) / "test_predictions.csv", top)
-            b = correct_per_video(Path(theirs[seed]["folder"]) / "test_predictions.csv", top)
+            a = correct_per_video(RunFolder(ours[seed]["folder"]).predictions(), top)
+            b = correct_per_video(RunFolder(theirs[seed]["folder"]).predictions(), top)
             videos = sorted(set(a) & set(b))
             rows.append(np.array([a[v] - b[v] for v in videos]))
         differences.append(np.stack(rows))

@@ -15,13 +15,13 @@ import numpy as np
 from vmp_lightning.data.annotations import (
     Annotations,
     DatasetLayoutError,
+    VideoRecord,
     hold_out_validation,
     keep_existing,
     require,
 )
 from vmp_lightning.data.datamodule import AnnotatedDataModule
 from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, check_prepared, cut_into_report, cut_queued
-from vmp_lightning.data.video import VideoRecord
 from vmp_lightning.errors import ConfigError
 
 FINEGYM_LAYOUT = """  <root>/annotations/gym99_train_element_v1.1.txt, gym99_val_element.txt  ("<subaction id> <label>";

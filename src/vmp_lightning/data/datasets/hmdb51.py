@@ -11,13 +11,13 @@ from pathlib import Path
 from vmp_lightning.data.annotations import (
     Annotations,
     DatasetLayoutError,
+    VideoRecord,
     hold_out_validation,
     keep_existing,
     require,
 )
 from vmp_lightning.data.datamodule import AnnotatedDataModule
 from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, check_prepared, cut_into_report, cut_queued
-from vmp_lightning.data.video import VideoRecord
 from vmp_lightning.errors import ConfigError
 
 HMDB51_LAYOUT = """  <root>/videos/<class>/<video>.avi          (51 class folders: hmdb51_org.rar and the class .rar

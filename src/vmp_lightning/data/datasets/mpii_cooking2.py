@@ -10,10 +10,9 @@ import argparse
 import shutil
 from pathlib import Path
 
-from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, keep_existing, require
+from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, VideoRecord, keep_existing, require
 from vmp_lightning.data.datamodule import AnnotatedDataModule
 from vmp_lightning.data.prepare import PrepareCommand, PrepareReport, check_prepared, cut_into_report, cut_queued
-from vmp_lightning.data.video import VideoRecord
 
 MPII_LAYOUT = """  <root>/attributesAnnotations_MPII-Cooking-2.mat  (MATLAB v7.3 / HDF5 with annos/fileName,
                                                     startFrame, endFrame, activity, attributeMap)

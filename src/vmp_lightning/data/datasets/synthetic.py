@@ -23,10 +23,12 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from vmp_lightning.data.annotations import VideoRecord
 from vmp_lightning.data.datamodule import SPLITS, VideoDataModule
 from vmp_lightning.data.parallel import map_with_progress
-from vmp_lightning.data.video import VideoRecord, atomic_write, write_video
+from vmp_lightning.data.video_writer import write_video
 from vmp_lightning.errors import ConfigError
+from vmp_lightning.files import atomic_write
 
 #: Motion name -> direction (dx, dy) per frame, scaled by the speed. "Oscillate" classes move back and forth.
 MOTIONS: dict[str, tuple[float, float]] = {

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, keep_existing, require
+from vmp_lightning.data.annotations import Annotations, DatasetLayoutError, VideoRecord, keep_existing, require
 from vmp_lightning.data.datamodule import AnnotatedDataModule
-from vmp_lightning.data.video import VideoRecord
 
 LIST_LAYOUT = """  one line per video: "<path> <label> [<start frame> <end frame>]", space- or comma-separated,
   an optional header line "path,label[,start,end]"; label an integer or a class name;
