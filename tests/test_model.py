@@ -86,7 +86,7 @@ def test_a_given_pn_is_copied_per_site_or_shared():
 def test_normalization_may_come_as_the_dict_checkpoints_store():
     model = PromptedModel(TinyVideoCNN(5), 5, vmp=True, normalization=NORM.as_dict(), reference_luma=True)
     assert model.normalization == NORM and model.prompt.normalization is model.normalization
-    assert model.prompt.luma_order == "bgr" and NORM.channel_order == "rgb"  # the pixels stay RGB
+    assert model.prompt.luma_order == "bgr"  # the luma weights reversed; the pixels stay RGB
 
 
 def test_the_model_normalises_uint8_clips_itself_with_its_own_statistics():

@@ -47,7 +47,8 @@ def reference_prompt(x, mean, std, order, m, n, alpha=5.0, beta=0.45, eps=0.1, g
 def test_layer_matches_spec_formula_fp32(order, m, n):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 6, 12, 10)
-    layer = MotionPrompt(Normalization(MEAN, STD, order), LearnableSigmoid(init_m=m, init_n=n))
+    pn = LearnableSigmoid(init_m=m, init_n=n)
+    layer = MotionPrompt(Normalization(MEAN, STD), pn, reference_luma=order == "bgr")
     prompts, attention = layer(x)
     want_prompts, want_attention = reference_prompt(x, MEAN, STD, order, m, n)
     assert prompts.shape == (2, 3, 5, 12, 10) and attention.shape == (2, 5, 12, 10)
@@ -56,12 +57,12 @@ def test_layer_matches_spec_formula_fp32(order, m, n):
     torch.testing.assert_close(prompts.double(), want_prompts, atol=1e-6, rtol=0)
 
 
-def test_channel_order_changes_the_result():
+def test_the_luma_order_changes_the_result():
     torch.manual_seed(1)
     x = torch.randn(1, 3, 4, 8, 8)
     pn = dict(init_m=0.5, init_n=0.1)
-    rgb = MotionPrompt(Normalization(MEAN, STD, "rgb"), LearnableSigmoid(**pn)).attention(x)
-    bgr = MotionPrompt(Normalization(MEAN, STD, "bgr"), LearnableSigmoid(**pn)).attention(x)
+    rgb = MotionPrompt(Normalization(MEAN, STD), LearnableSigmoid(**pn)).attention(x)
+    bgr = MotionPrompt(Normalization(MEAN, STD), LearnableSigmoid(**pn), reference_luma=True).attention(x)
     assert (rgb - bgr).abs().max() > 1e-3
 
 
@@ -153,8 +154,9 @@ def test_bad_settings_raise_clear_errors():
         Normalization(MEAN, (0.2,) * 4)
     with pytest.raises(ValueError, match="std must be positive"):
         Normalization(MEAN, (0.2, 0.0, 0.2))
-    with pytest.raises(ValueError, match="channel_order"):
-        Normalization(MEAN, STD, "yuv")
+    with pytest.raises(ValueError, match="channel_order: every decoder gives RGB"):
+        Normalization.of({"mean": MEAN, "std": STD, "channel_order": "bgr"})
+    assert Normalization.of({"mean": MEAN, "std": STD, "channel_order": "rgb"}) == Normalization(MEAN, STD)
     with pytest.raises(ValueError, match="floating-point"):
         MotionPrompt(NORM)(torch.zeros(1, 3, 3, 4, 4, dtype=torch.uint8))
 

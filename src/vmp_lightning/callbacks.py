@@ -166,9 +166,8 @@ class LatestCheckpoint(ModelCheckpoint):
                 state["dirpath"] = live[key]
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)) or self._should_skip_saving_checkpoint(
-            trainer
-        ):
+        fitting = trainer.state.fn == "fit" and not trainer.sanity_checking and not trainer.fast_dev_run
+        if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)) or not fitting:
             return
         if any(not torch.isfinite(p).all() for p in pl_module.parameters()):
             rank_zero_warn("interrupted with non-finite weights: no checkpoint written")

@@ -21,11 +21,12 @@ from vmp_lightning.backbones.checkpoints import check_num_classes
 from vmp_lightning.callbacks import BadVideoReporter, BatchSeeding, Preemption, PromptMedia, RunFacts
 from vmp_lightning.errors import ConfigError
 from vmp_lightning.evaluation import Aggregation, ClipScores, RunningAccuracy, evaluate, write_predictions
+from vmp_lightning.internals import built_by_lightning_cli, logs_written_this_step
 from vmp_lightning.loggers import run_directory
 from vmp_lightning.migration import migrate_state_dict, up_to_date_source
 from vmp_lightning.model import PromptedModel, build_backbone
-from vmp_lightning.nonfinite import NonFiniteGuard, OnNonFinite, over_ranks
-from vmp_lightning.optim import build_optimizer, follow_run_length
+from vmp_lightning.nonfinite import NonFiniteGuard, OnNonFinite, attached_trainer, over_ranks
+from vmp_lightning.optim import build_optimizer, follow_run_length, run_epochs
 from vmp_lightning.prompt import VReduction, temporal_variation
 
 _RESTORING = ContextVar("restoring_from_checkpoint", default=False)
@@ -40,13 +41,6 @@ def restoring_from_checkpoint() -> Iterator[None]:
         yield
     finally:
         _RESTORING.reset(token)
-
-
-def _built_by_cli() -> bool:
-    """True while LightningCLI instantiates the module (it then supplies the config as hyper-parameters)."""
-    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
-
-    return _given_hyperparameters.get() is not None
 
 
 def lambda_v_problem(lambda_v: float, vmp: bool, num_frames: int) -> str | None:
@@ -106,7 +100,9 @@ class VideoClassifier(L.LightningModule):
         super().__init__()
         # Under LightningCLI every argument is saved as its config, so `--ckpt_path` and `load_from_checkpoint`
         # can rebuild the model; built in Python, objects such as a backbone lambda cannot be saved.
-        self.save_hyperparameters(ignore=[] if _built_by_cli() else ["backbone", "pn", "optimizer", "lr_scheduler"])
+        self.save_hyperparameters(
+            ignore=[] if built_by_lightning_cli() else ["backbone", "pn", "optimizer", "lr_scheduler"]
+        )
         if problem := lambda_v_problem(lambda_v, bool(model_settings.get("vmp")), num_frames):
             raise ConfigError(problem)
         net = build_backbone(backbone, num_classes, num_frames)
@@ -153,7 +149,7 @@ class VideoClassifier(L.LightningModule):
     def setup(self, stage: str) -> None:
         """The data must deliver the clips this model takes: a data module built for another clip contract (by hand,
         or for another checkpoint) is refused naming both, before any video is read."""
-        datamodule = getattr(self._trainer, "datamodule", None)
+        datamodule = getattr(attached_trainer(self), "datamodule", None)
         frames = getattr(datamodule, "frames_per_clip", None)
         if frames is not None and frames != self.model.frames_per_clip:
             vmp = " + 1 for the motion prompt" if self.model.frames_per_clip != self.model.num_frames else ""
@@ -178,8 +174,8 @@ class VideoClassifier(L.LightningModule):
 
     def _run_epochs(self) -> int | None:
         """The epochs this run trains for, when its length is set in epochs (not steps)."""
-        trainer = self._trainer
-        return trainer.max_epochs if trainer is not None and trainer.max_steps == -1 else None
+        trainer = attached_trainer(self)
+        return run_epochs(trainer.max_epochs, trainer.max_steps) if trainer is not None else None
 
     def on_train_epoch_start(self) -> None:
         self.train_accuracy.reset(self.device)
@@ -209,8 +205,7 @@ class VideoClassifier(L.LightningModule):
         if not self.guard.loss_is_usable(self, loss, batch):
             return None  # on_nonfinite_loss: skip; Lightning then skips backward and the optimizer step
         self.train_accuracy.update(logits, batch["label"])
-        connector = getattr(self._trainer, "_logger_connector", None)  # step values only on the steps written
-        if connector is None or connector.should_update_logs or bool(self.trainer.fast_dev_run):
+        if logs_written_this_step(self.trainer) or bool(self.trainer.fast_dev_run):  # step values on written steps
             values = {f"prompt/{name}": value for name, value in self.model.prompt_values().items()}
             self.log_dict(values, on_step=True, on_epoch=False, batch_size=1)  # equal on all ranks: no sync needed
         return loss

@@ -8,7 +8,6 @@ from importlib import import_module
 from pathlib import Path
 
 import lightning as L
-import torch
 import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -18,10 +17,11 @@ from vmp_lightning.callbacks import LatestCheckpoint, PredictionWriter, tested_c
 from vmp_lightning.classifier import VideoClassifier, restoring_from_checkpoint
 from vmp_lightning.config_sources import DEMO_CONFIG, LINKED, command_arguments
 from vmp_lightning.data.datamodule import VideoDataModule
-from vmp_lightning.errors import ConfigError, UserError
+from vmp_lightning.errors import UserError
 from vmp_lightning.loggers import AutoWandbLogger, finish_wandb_runs, run_directory, write_run_metrics
-from vmp_lightning.migration import migrate_hyperparameters
+from vmp_lightning.migration import checkpoint_model_config
 from vmp_lightning.model import frames_per_clip
+from vmp_lightning.optim import COSINE, accumulation, run_epochs
 from vmp_lightning.parsing import with_flag_suggestions
 from vmp_lightning.runs import RUN_ID_VARIABLE, RunFolder, new_run_id
 
@@ -31,25 +31,6 @@ DESCRIPTION = (
     "from its own defaults); --config files and --section.key flags override it. `vmp-lightning --help` lists "
     "every command."
 )
-
-
-def accumulation(global_batch: int, trainer: L.Trainer, datamodule: L.LightningDataModule) -> int:
-    """Batches accumulated per step so that processes x data batch x accumulation = ``global_batch``."""
-    batch = getattr(datamodule, "batch_size", None)
-    if not batch:
-        raise ConfigError("global_batch_size needs a data module with a batch_size")
-    per_step = trainer.world_size * batch
-    if global_batch % per_step:
-        raise ConfigError(
-            f"global_batch_size {global_batch} is not a multiple of {trainer.num_nodes} node(s) x "
-            f"{trainer.num_devices} device(s) x data batch_size {batch} = {per_step}"
-        )
-    configured = trainer.accumulate_grad_batches
-    if configured not in (1, global_batch // per_step):
-        raise ConfigError(
-            f"trainer.accumulate_grad_batches {configured} and global_batch_size {global_batch} disagree: set one"
-        )
-    return global_batch // per_step
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -128,14 +109,9 @@ def cosine_follows_run_length(config) -> None:
     """The cosine schedule spans the run's epochs (`optim.follow_run_length`), set in the config itself so that
     ``config.yaml`` and the logged hyper-parameters hold the T_max the run uses."""
     scheduler = (config.get("model") or {}).get("init_args", {}).get("lr_scheduler")
-    epochs, steps = config.trainer.get("max_epochs"), config.trainer.get("max_steps", -1)
-    if (
-        scheduler is not None
-        and hasattr(scheduler, "get")
-        and str(scheduler.get("class_path", "")).endswith("CosineAnnealingLR")
-        and epochs
-        and steps in (None, -1)
-    ):
+    epochs = run_epochs(config.trainer.get("max_epochs"), config.trainer.get("max_steps", -1))
+    cosine = hasattr(scheduler, "get") and scheduler.get("class_path") == COSINE
+    if cosine and epochs:
         scheduler.init_args.T_max = epochs
 
 
@@ -189,14 +165,8 @@ class VMPLightningCLI(LightningCLI):
             return super()._parse_ckpt_path()
         check_checkpoint_file(ckpt_path)
         before = model_settings(self.config[subcommand])
-        saved = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True).get("hyper_parameters", {})
-        hparams = migrate_hyperparameters({k: v for k, v in saved.items() if k != "_instantiator"})
-        if hparams:
-            model = (
-                {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
-                if "_class_path" in hparams
-                else hparams
-            )
+        model = checkpoint_model_config(ckpt_path)
+        if model:
             self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
         after = model_settings(self.config[subcommand])
         linked = {key.split(".")[-1] for key in LINKED if key.startswith("model.")}  # set at instantiation

@@ -19,7 +19,7 @@ import yaml
 from vmp_lightning.errors import ConfigError
 from vmp_lightning.migration import migrate_config
 from vmp_lightning.parsing import expand_environment
-from vmp_lightning.runs import RUN_CONFIG, run_of_checkpoint
+from vmp_lightning.runs import RunFolder
 
 DEMO_CONFIG = str(files("vmp_lightning") / "configs" / "default.yaml")
 
@@ -83,10 +83,10 @@ def demo_config(named: set[str]) -> dict:
 def with_run_config(args: list[str], subcommand: str) -> list[str]:
     """``args`` with the run's ``config.yaml`` first when they give a run's checkpoint and no ``--config``."""
     ckpt = _value_of("--ckpt_path", args)
-    run = run_of_checkpoint(ckpt) if ckpt else None
+    run = RunFolder.of_checkpoint(ckpt) if ckpt else None
     if run is None or _value_of("--config", args) is not None:
         return args
-    config = run / RUN_CONFIG
+    config = run.config
     _say(f"{subcommand} reads the run's settings from {config} (give --config to use others)")
     return ["--config", str(config), *args]
 

@@ -33,8 +33,7 @@ class PromptTrace:
 
 def _display(clip: Tensor, normalization: Normalization) -> np.ndarray:
     """A normalised ``3 x T x H x W`` clip as ``T x H x W x 3`` RGB in [0, 1]."""
-    rgb = normalization.invert(clip).permute(1, 2, 3, 0).numpy()
-    return rgb[..., ::-1] if normalization.channel_order == "bgr" else rgb
+    return normalization.invert(clip).permute(1, 2, 3, 0).numpy()
 
 
 @torch.no_grad()

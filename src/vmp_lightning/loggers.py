@@ -14,6 +14,7 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
+from vmp_lightning.internals import drop_wandb_init_keyword, wandb_run_started
 from vmp_lightning.runs import RUN_ID_VARIABLE, RunFolder
 
 
@@ -81,7 +82,7 @@ class AutoWandbLogger(WandbLogger):
         )
         # Lightning 2.6 hands wandb.init ``anonymous=None`` whatever it is given; wandb >= 0.19 warns at every start
         # that the setting has no effect. Not passed at all, it says nothing.
-        self._wandb_init.pop("anonymous", None)
+        drop_wandb_init_keyword(self, "anonymous")
         self.offline = offline
         self._sync_hint_shown = False
 
@@ -121,7 +122,7 @@ class AutoWandbLogger(WandbLogger):
 def finish_wandb_runs(trainer: L.Trainer) -> None:
     """Close the W&B runs of a trainer, so that the next trainer in the same process starts a new run."""
     for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+        if isinstance(logger, WandbLogger) and wandb_run_started(logger):
             logger.experiment.finish()
 
 
@@ -147,7 +148,7 @@ def write_run_metrics(
     wandb_logger = next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
     url = None
     online = wandb_logger is not None and not getattr(wandb_logger, "offline", False)
-    if online and wandb_logger._experiment is not None:  # an offline run has none (W&B warns when asked)
+    if online and wandb_run_started(wandb_logger):  # an offline run has none (W&B warns when asked)
         url = getattr(wandb_logger.experiment, "url", None)
     best = getattr(callback, "best_model_score", None)
     record = {
@@ -167,6 +168,6 @@ def write_run_metrics(
     path = RunFolder(folder).metrics
     path.write_text(json.dumps(record, indent=1))
     rank_zero_info(f"Run metrics written to {path}")
-    if isinstance(wandb_logger, AutoWandbLogger) and wandb_logger._experiment is not None:
+    if isinstance(wandb_logger, AutoWandbLogger) and wandb_run_started(wandb_logger):
         wandb_logger.upload(path)
     return path

@@ -35,6 +35,18 @@ def migrate_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
     return hparams
 
 
+def checkpoint_model_config(ckpt_path: str | Path) -> dict | None:
+    """The ``model`` section a checkpoint's saved hyper-parameters make (what ``--ckpt_path`` rebuilds the model
+    from), brought up to date; None when it saved none."""
+    saved = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True).get("hyper_parameters", {})
+    hparams = migrate_hyperparameters({k: v for k, v in saved.items() if k != "_instantiator"})
+    if not hparams:
+        return None
+    if "_class_path" in hparams:
+        return {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+    return hparams
+
+
 def migrate_state_dict(state: dict[str, Any]) -> dict[str, Any]:
     """0.1 held the backbone and the prompts at the top of the state dict; they live under ``model.`` now."""
     if any(key.startswith(("backbone.", "prompts.")) for key in state):
@@ -83,6 +95,6 @@ def migrate_config(config: dict[str, Any]) -> list[str]:
         moved.append("data.extra_frames: dropped (model.vmp decides)")
     statistics = {key: data.pop(key) for key in ("mean", "std") if key in data}
     if statistics:
-        model.setdefault("normalization", {**statistics, "channel_order": "rgb"})
+        model.setdefault("normalization", statistics)
         moved.append("data.mean / data.std -> model.normalization")
     return moved

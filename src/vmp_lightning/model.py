@@ -8,7 +8,6 @@ pixels are normalised. Usable as it is in a notebook, an analysis script or an e
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from torch import Tensor, nn
 from vmp_lightning.backbones.checkpoints import LoadReport, load_weights
 from vmp_lightning.backbones.short_clips import guard_short_clips
 from vmp_lightning.errors import ConfigError
+from vmp_lightning.internals import partial_class_and_keywords
 from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import MotionPrompt, PowerNorm
 
@@ -50,11 +50,7 @@ def frames_per_clip(num_frames: int, vmp: bool) -> int:
 def build_backbone(factory: Callable[..., nn.Module], num_classes: int, num_frames: int) -> nn.Module:
     """``factory(num_classes)``, and ``num_frames=`` the model's T when the factory takes it (TimeSformer's time
     embedding), so T has one owner. A different T set on the backbone itself is an error naming both."""
-    keywords, target = {}, factory
-    if isinstance(factory, functools.partial):  # the CLI's class_path: partial(call, instantiator, Class, **init_args)
-        keywords = factory.keywords
-        classes = [a for a in factory.args if isinstance(a, type)]
-        target = classes[-1] if classes else factory.func
+    target, keywords = partial_class_and_keywords(factory)
     try:
         parameters = inspect.signature(target).parameters
     except (TypeError, ValueError):
@@ -130,6 +126,9 @@ class PromptedModel(nn.Module):
         self.backbone, self.num_classes = guard_short_clips(backbone), num_classes
         self.num_frames, self.frames_per_clip = num_frames, frames_per_clip(num_frames, vmp)
         self.normalization = Normalization.of(normalization)
+        scale, shift = self.normalization.scale_and_shift()  # on the model's device; not in the state dict
+        self.register_buffer("pixel_scale", scale, persistent=False)
+        self.register_buffer("pixel_shift", shift, persistent=False)
         self.head_name = head or find_head(backbone, num_classes)
         sites = backbone.prompt_sites if isinstance(backbone, PromptSites) else (INPUT_SITE,)
         chosen = list(sites if vmp_sites is None else vmp_sites)
@@ -202,7 +201,9 @@ class PromptedModel(nn.Module):
                 f"expected clips B x 3 x {self.frames_per_clip} x H x W{prompt}, got {tuple(clip.shape)}: "
                 "sample data.frames_per_clip = model.frames_per_clip (the CLI links them)"
             )
-        return self.normalization.apply(clip) if clip.dtype == torch.uint8 else clip
+        if clip.dtype != torch.uint8:
+            return clip
+        return self.normalization.apply(clip, (self.pixel_scale, self.pixel_shift))
 
     def forward(self, clip: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         clip = self.prepare(clip)

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from vmp_lightning.callbacks import LatestCheckpoint
 from vmp_lightning.errors import UserError
+from vmp_lightning.internals import foreach_copy, foreach_norm
 
 OnNonFinite = Literal["raise", "skip"]
 
@@ -22,10 +23,19 @@ class NonFiniteLossError(UserError, FloatingPointError):
     """Training met a non-finite loss (or weights); the message names the batch and the last checkpoint."""
 
 
+def attached_trainer(module: L.LightningModule) -> L.Trainer | None:
+    """The module's trainer, or None when it has none (Lightning's ``module.trainer`` raises then)."""
+    try:
+        return module.trainer
+    except RuntimeError:
+        return None
+
+
 def over_ranks(module: L.LightningModule, value: Tensor, reduce_op: Literal["max", "sum"]) -> Tensor:
     """The maximum (so all ranks take the same decision) or sum over the DDP ranks; the value itself outside a
     trainer."""
-    return module.trainer.strategy.reduce(value, reduce_op=reduce_op) if module._trainer is not None else value
+    trainer = attached_trainer(module)
+    return trainer.strategy.reduce(value, reduce_op=reduce_op) if trainer is not None else value
 
 
 class NonFiniteGuard:
@@ -50,7 +60,7 @@ class NonFiniteGuard:
             buffers = list(model.buffers())
             self._snapshot = (buffers, [b.clone() for b in buffers])
         elif self._snapshot[0]:
-            torch._foreach_copy_(self._snapshot[1], self._snapshot[0])
+            foreach_copy(self._snapshot[1], self._snapshot[0])
 
     def loss_is_usable(self, module: L.LightningModule, loss: Tensor, batch: dict) -> bool:
         """False (skip) or `NonFiniteLossError` (raise) for a non-finite loss; True otherwise."""
@@ -58,14 +68,15 @@ class NonFiniteGuard:
         nonfinite, value = (float(v) for v in over_ranks(module, state, "max"))
         if nonfinite:
             if self._snapshot and self._snapshot[0]:
-                torch._foreach_copy_(self._snapshot[0], self._snapshot[1])
+                foreach_copy(self._snapshot[0], self._snapshot[1])
             videos = ", ".join(map(str, batch.get("video_id", [])[:8]))
             where = f"epoch {module.current_epoch}, step {module.global_step}"
             if self.policy == "skip":
                 self.skipped += 1
                 rank_zero_warn(f"non-finite loss at {where} (videos {videos}): batch skipped")
                 return False
-            callbacks = module.trainer.checkpoint_callbacks if module._trainer is not None else []
+            trainer = attached_trainer(module)
+            callbacks = trainer.checkpoint_callbacks if trainer is not None else []
             saved = [c.best_model_path for c in callbacks if isinstance(c, LatestCheckpoint)]
             last = next((path for path in saved if path), "none yet")
             raise NonFiniteLossError(
@@ -93,7 +104,7 @@ class NonFiniteGuard:
         grads = [p.grad for p in params]
         if not grads or getattr(module.trainer.precision_plugin, "scaler", None) is not None:
             return  # 16-mixed: the gradient scaler skips overflowing steps itself, by design
-        norms = torch.stack(torch._foreach_norm(grads))
+        norms = torch.stack(foreach_norm(grads))
         if not over_ranks(module, (~torch.isfinite(norms)).any().float(), "max"):
             return
         names = {p: name for name, p in module.named_parameters()}

@@ -7,14 +7,11 @@ The bottom of the package (plain torch): the prompt layer, the model and the fig
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
 
 from vmp_lightning.errors import ConfigError
-
-ChannelOrder = Literal["rgb", "bgr"]
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
@@ -22,12 +19,11 @@ KINETICS_STD = (0.225, 0.225, 0.225)
 
 @dataclass(frozen=True)
 class Normalization:
-    """Pixel statistics: ``x = (u - mean) / std`` per channel for pixels ``u`` in [0, 1], channels in
-    ``channel_order`` (every decoder of this project gives RGB)."""
+    """Pixel statistics: ``x = (u - mean) / std`` per channel for RGB pixels ``u`` in [0, 1] (every decoder of this
+    project gives RGB; a model needing BGR input reorders its own first layer)."""
 
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
-    channel_order: ChannelOrder = "rgb"
 
     def __post_init__(self) -> None:
         for name in ("mean", "std"):
@@ -37,27 +33,37 @@ class Normalization:
             object.__setattr__(self, name, values)
         if any(s <= 0 for s in self.std):
             raise ConfigError(f"normalization std must be positive, got {self.std}")
-        if self.channel_order not in ("rgb", "bgr"):
-            raise ConfigError(f"normalization channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
 
     @classmethod
     def of(cls, value: Normalization | dict | None) -> Normalization:
         """A `Normalization` from itself, its dict (as checkpoints and YAML store it), or the default for None."""
         if value is None:
             return cls()
-        return value if isinstance(value, Normalization) else cls(**value)
+        if isinstance(value, Normalization):
+            return value
+        value = dict(value)
+        if value.pop("channel_order", "rgb") != "rgb":  # saved by 0.4 and earlier, where only "rgb" had a producer
+            raise ConfigError("normalization channel_order: every decoder gives RGB frames; only 'rgb' is read")
+        return cls(**value)
 
     def as_dict(self) -> dict:
         """Plain lists and strings: what checkpoints and YAML files store."""
-        return {"mean": list(self.mean), "std": list(self.std), "channel_order": self.channel_order}
+        return {"mean": list(self.mean), "std": list(self.std)}
 
-    def apply(self, video: Tensor) -> Tensor:
-        """uint8 clips ``... x C x T x H x W`` -> float32 ``(x / 255 - mean) / std`` per channel, on their device."""
+    def scale_and_shift(self) -> tuple[Tensor, Tensor]:
+        """``x = u8 * scale - shift``: the two ``3 x 1 x 1 x 1`` float32 tensors `apply` uses (a model keeps them
+        as buffers on its device)."""
+        scale = torch.tensor([1 / (255 * s) for s in self.std]).view(3, 1, 1, 1)
+        shift = torch.tensor([m / s for m, s in zip(self.mean, self.std, strict=True)]).view(3, 1, 1, 1)
+        return scale, shift
+
+    def apply(self, video: Tensor, scale_and_shift: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """uint8 clips ``... x C x T x H x W`` -> float32 ``(x / 255 - mean) / std`` per channel, on their device
+        (with ``scale_and_shift`` already there, nothing is built per call)."""
         if video.dtype != torch.uint8:
             raise ValueError(f"Normalization.apply expects uint8 clips, got {video.dtype}")
-        scale = torch.tensor([1 / (255 * s) for s in self.std], device=video.device).view(3, 1, 1, 1)
-        shift = torch.tensor([m / s for m, s in zip(self.mean, self.std, strict=True)], device=video.device)
-        return video.to(torch.float32).mul_(scale).sub_(shift.view(3, 1, 1, 1))
+        scale, shift = scale_and_shift or (t.to(video.device) for t in self.scale_and_shift())
+        return video.to(torch.float32).mul_(scale).sub_(shift)
 
     def invert(self, clip: Tensor) -> Tensor:
         """Normalised ``C x T x H x W`` -> pixels in [0, 1] (float32 on the CPU), for display."""

@@ -13,6 +13,8 @@ from importlib import import_module
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from vmp_lightning.internals import option_strings
+
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice a mistyped or shortened ``word`` most likely meant: the shortest one it begins, else the closest
@@ -50,7 +52,7 @@ def with_flag_suggestions(parser: ArgumentParser) -> ArgumentParser:
     error = parser.error
 
     def error_with_suggestion(message: str, ex: Exception | None = None):
-        return error(message + flag_suggestion(message, parser._option_string_actions), ex)
+        return error(message + flag_suggestion(message, option_strings(parser)), ex)
 
     parser.error = error_with_suggestion  # type: ignore[method-assign]
     return parser

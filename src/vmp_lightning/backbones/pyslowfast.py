@@ -20,10 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-try:  # numpy >= 2; pickles name numpy.core (numpy 1) or numpy._core (numpy 2)
-    from numpy._core import multiarray as _multiarray
-except ImportError:  # pragma: no cover - numpy 1
-    from numpy.core import multiarray as _multiarray
+from vmp_lightning.internals import numpy_multiarray
 
 #: Parts of a PySlowFast residual block (``sK.pathwayP_resI.<part>``) -> pytorchvideo's ``ResBlock`` names.
 BLOCK_PARTS = {
@@ -160,7 +157,7 @@ class _ArraysOnly(pickle.Unpickler):
             raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a weights file")
         if module == "numpy":
             return getattr(np, name)
-        return getattr(_multiarray, name) if "multiarray" in module else super().find_class(module, name)
+        return getattr(numpy_multiarray(), name) if "multiarray" in module else super().find_class(module, name)
 
 
 def read_caffe2_pickle(path: str | Path) -> dict[str, Tensor]:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 _CONTEXT = "_short_clip_autocast"
+_GUARDED = "_short_clip_guarded"  # set on each guarded conv (its hooks are registered once)
 
 
 def _float32_when_short(conv: nn.Conv3d, args: tuple) -> tuple | None:
@@ -33,7 +34,7 @@ def _restore_autocast(conv: nn.Conv3d, args: tuple, output: object) -> None:
 
 
 def is_guarded(conv: nn.Module) -> bool:
-    return _float32_when_short in conv._forward_pre_hooks.values()
+    return bool(conv.__dict__.get(_GUARDED))
 
 
 def guard_short_clips(module: nn.Module) -> nn.Module:
@@ -43,4 +44,5 @@ def guard_short_clips(module: nn.Module) -> nn.Module:
         if isinstance(conv, nn.Conv3d) and conv.kernel_size[0] > 1 and not is_guarded(conv):
             conv.register_forward_pre_hook(_float32_when_short)
             conv.register_forward_hook(_restore_autocast, always_call=True)
+            conv.__dict__[_GUARDED] = True
     return module

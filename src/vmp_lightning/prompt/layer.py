@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
-from vmp_lightning.normalization import ChannelOrder, Normalization
+from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt.pn import LearnableSigmoid, PowerNorm
 
 #: ITU-R BT.601 luma weights in RGB order.
 BT601_RGB = (0.299, 0.587, 0.114)
 
 
-def luma_weights(channel_order: ChannelOrder) -> tuple[float, float, float]:
-    """BT.601 weights in the order of the channels of the clip."""
-    if channel_order == "rgb":
+#: The order the luma weights are applied in to the RGB channels: ``rgb`` as the paper writes BT.601, ``bgr`` as
+#: the authors' code did (``reference_luma``).
+LumaOrder = Literal["rgb", "bgr"]
+
+
+def luma_weights(order: LumaOrder) -> tuple[float, float, float]:
+    """BT.601 weights, in RGB order or reversed."""
+    if order == "rgb":
         return BT601_RGB
-    if channel_order == "bgr":
+    if order == "bgr":
         return BT601_RGB[::-1]
-    raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    raise ValueError(f"luma order must be 'rgb' or 'bgr', got {order!r}")
 
 
 class MotionPrompt(nn.Module):
@@ -44,7 +51,7 @@ class MotionPrompt(nn.Module):
         super().__init__()
         self.normalization = normalization = normalization or Normalization()
         self.reference_luma = reference_luma
-        self.luma_order: ChannelOrder = "bgr" if reference_luma else normalization.channel_order
+        self.luma_order: LumaOrder = "bgr" if reference_luma else "rgb"
         # Luma of de-normalised pixels, up to a constant that the difference removes: sum_c w_c * std_c * x_c.
         weights = [w * s for w, s in zip(luma_weights(self.luma_order), normalization.std, strict=True)]
         self.register_buffer("_luma_of_normalised", torch.tensor(weights, dtype=torch.float32), persistent=False)
@@ -93,7 +100,7 @@ class MotionPrompt(nn.Module):
 
     def extra_repr(self) -> str:
         n = self.normalization
-        return f"mean={n.mean}, std={n.std}, channel_order={n.channel_order!r}, luma_order={self.luma_order!r}"
+        return f"mean={n.mean}, std={n.std}, luma_order={self.luma_order!r}"
 
 
 def _luma(x: Tensor, weights: Tensor) -> Tensor:
