@@ -14,7 +14,7 @@ install: $(STAMP)
 # Re-installs only when the dependency files change; pip's "location ignored" chatter is filtered out.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,sweeps,slurm]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	$(BIN)/python -c "import vmp_lightning, decord, lightning, pytorchvideo.models"
 	touch $@
 

@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
+from torchmetrics import MaxMetric
 
 from vmp_lightning.backbones.checkpoints import check_num_classes
 from vmp_lightning.callbacks import BadVideoReporter, BatchSeeding, Preemption, PromptMedia, RunFacts
@@ -115,7 +116,9 @@ class VideoClassifier(L.LightningModule):
         self.model.set_trainable(train_backbone, train_head, train_prompt)
         self.train_accuracy = RunningAccuracy(num_classes)
         self.guard = NonFiniteGuard(on_nonfinite_loss)
-        self.best_val_acc1 = float("-inf")  # logged as val/acc1_best: what sweeps optimise; kept in checkpoints
+        # The best val/acc1 so far, logged as val/acc1_best (what sweeps optimise), kept in checkpoints under their
+        # own key "val_acc1_best" (the state dict stays the model's); identical on every rank: no sync.
+        self.val_acc1_best = MaxMetric(sync_on_compute=False)
         self.eval_scores = {"val": ClipScores(), "test": ClipScores()}
 
     @classmethod
@@ -161,11 +164,14 @@ class VideoClassifier(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_num_classes(checkpoint, self.model.num_classes)
         checkpoint["state_dict"] = migrate_state_dict(checkpoint["state_dict"])
-        self.best_val_acc1 = checkpoint.get("val_acc1_best", self.best_val_acc1)
+        if "val_acc1_best" in checkpoint:
+            self.val_acc1_best.reset()
+            self.val_acc1_best.update(checkpoint["val_acc1_best"])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self.guard.check_checkpoint(checkpoint)
-        checkpoint["val_acc1_best"] = self.best_val_acc1
+        best = self.val_acc1_best
+        checkpoint["val_acc1_best"] = float(best.compute()) if best.update_called else float("-inf")
 
     def on_train_start(self) -> None:
         self.guard.start()
@@ -205,7 +211,8 @@ class VideoClassifier(L.LightningModule):
         if not self.guard.loss_is_usable(self, loss, batch):
             return None  # on_nonfinite_loss: skip; Lightning then skips backward and the optimizer step
         self.train_accuracy.update(logits, batch["label"])
-        if logs_written_this_step(self.trainer) or bool(self.trainer.fast_dev_run):  # step values on written steps
+        trainer = attached_trainer(self)  # step values only on the steps written
+        if trainer is None or logs_written_this_step(trainer) or bool(trainer.fast_dev_run):
             values = {f"prompt/{name}": value for name, value in self.model.prompt_values().items()}
             self.log_dict(values, on_step=True, on_epoch=False, batch_size=1)  # equal on all ranks: no sync needed
         return loss
@@ -227,8 +234,8 @@ class VideoClassifier(L.LightningModule):
         metrics = {f"{stage}/{name}": value for name, value in result.metrics().items()}
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False, rank_zero_only=False)
         if stage == "val" and not self.trainer.sanity_checking:
-            self.best_val_acc1 = max(self.best_val_acc1, metrics["val/acc1"])
-            self.log("val/acc1_best", self.best_val_acc1, sync_dist=False, rank_zero_only=False)
+            self.val_acc1_best.update(metrics["val/acc1"])
+            self.log("val/acc1_best", self.val_acc1_best.compute(), sync_dist=False, rank_zero_only=False)
         if stage == "test" and self.trainer.is_global_zero:
             names = getattr(self.trainer.datamodule, "class_names", None)
             path = write_predictions(run_directory(self.trainer), stage, result, names)

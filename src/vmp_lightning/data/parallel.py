@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TypeVar
 
 from tqdm import tqdm
+from tqdm.contrib.concurrent import process_map
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -19,21 +19,12 @@ def map_with_progress(
     description: str = "",
     progress: bool | None = None,
 ) -> list[Result]:
-    """``[function(item) for item in items]``, in the items' order, over ``workers`` processes (``function`` must
-    be picklable: a module-level function or a partial of one), with a bar of counts, rate and ETA on stderr
-    (``progress=None``: only on a terminal). The results are the same whatever ``workers`` is."""
+    """``[function(item) for item in items]``, in the items' order, over ``workers`` processes (tqdm's
+    `process_map`; ``function`` must be picklable: a module-level function or a partial of one), with a bar of
+    counts, rate and ETA on stderr (``progress=None``: only on a terminal). The results are the same whatever
+    ``workers`` is; one worker (or one item) runs in this process."""
     items = list(items)
-    with tqdm(
-        total=len(items), desc=description, unit="file", disable=None if progress is None else not progress
-    ) as bar:
-        if workers <= 1 or len(items) <= 1:
-            results = []
-            for item in items:
-                results.append(function(item))
-                bar.update()
-            return results
-        with ProcessPoolExecutor(min(workers, len(items))) as pool:
-            futures = [pool.submit(function, item) for item in items]
-            for _ in as_completed(futures):
-                bar.update()
-            return [future.result() for future in futures]
+    bar = {"desc": description, "unit": "file", "disable": None if progress is None else not progress}
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in tqdm(items, **bar)]
+    return process_map(function, items, max_workers=min(workers, len(items)), chunksize=1, **bar)

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vmp_lightning.lazy import import_optional
+
 #: Runs ``vmp-lightning <args>`` in this process (`vmp_lightning.commands.main`).
 InProcess = Callable[[list[str]], None]
 
@@ -95,7 +97,7 @@ def submit(
 ) -> str:
     """Submit one run as a SLURM job (submitit's files in ``<folder>/slurm``); its job id, also written to
     ``<folder>/slurm_job_id``."""
-    import submitit
+    submitit = import_optional("submitit", "slurm", "--launcher slurm")
 
     devices = options.nodes * options.gpus_per_node
     flags = [f"--trainer.devices={options.gpus_per_node}", f"--trainer.num_nodes={options.nodes}"]

@@ -24,6 +24,7 @@ import yaml
 
 from vmp_lightning.harness.manifest import ManifestError
 from vmp_lightning.harness.reproduce import InProcess, execute, identity, placement_flags, run_metrics
+from vmp_lightning.lazy import import_optional
 
 METHODS = ("grid", "random", "bayes")
 
@@ -139,8 +140,7 @@ def _trials(sweep: dict[str, Any], max_trials: int | None, seed: int) -> Iterato
         for _ in range(count):
             yield {name: _draw(spec, rng) for name, spec in sweep["parameters"].items()}, None
         return
-    import optuna
-
+    optuna = import_optional("optuna", "sweeps", "the bayes sweep method (Optuna's TPE, offline)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction = "maximize" if sweep["metric"].get("goal", "minimize") == "maximize" else "minimize"
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed))
@@ -195,8 +195,7 @@ def run_sweep(
 
 
 def optuna_state(failed: bool) -> Any:
-    import optuna
-
+    optuna = import_optional("optuna", "sweeps", "the bayes sweep method (Optuna's TPE, offline)")
     return optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.COMPLETE
 
 
