@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["VMP_LIGHTNING_CACHE"] = tempfile.mkdtemp(prefix="vmp-cache-")  # frame indexes: not the user's home
 
-from helpers import TINY_SPEC, ramp_video
+from helpers import TINY_SPEC, fit_args, ramp_video
+from vmp_lightning.cli import build_cli
 from vmp_lightning.data import SyntheticMotionSpec, generate
 from vmp_lightning.data.video_writer import VideoWriter
 
@@ -24,6 +26,25 @@ def synthetic_root(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("synthetic")
     generate(SyntheticMotionSpec(**TINY_SPEC), root)
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def trained(synthetic_root, tmp_path_factory) -> dict[str, Path]:
+    """A baseline and a VMP run (1 epoch each, tested) on the tiny set, shared by the test files: their
+    ``last.ckpt`` (``base``, ``vmp``), test prediction dumps (``*_preds``) and a validation video."""
+    out = tmp_path_factory.mktemp("trained")
+    runs = {}
+    for name, vmp in (("base", "false"), ("vmp", "true")):
+        cli = build_cli(
+            fit_args(
+                synthetic_root, out / name, "--trainer.max_epochs=1", f"--model.vmp={vmp}", "--test_after_fit=true"
+            )
+        )
+        run = Path(cli.trainer.default_root_dir)
+        runs[name] = run / "checkpoints" / "last.ckpt"
+        runs[f"{name}_preds"] = run / "test_predictions.csv"
+    runs["video"] = next((Path(synthetic_root)).glob("*/val/*.mp4"))
+    return runs
 
 
 @pytest.fixture

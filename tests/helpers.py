@@ -154,3 +154,11 @@ class UserNet(torch.nn.Module):
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(clip).mean((2, 3, 4)))
+
+
+def tiny_classifier(num_classes: int = 5, **kwargs):
+    """A `VideoClassifier` on a 4-wide TinyVideoCNN with Kinetics normalisation, built in Python."""
+    from vmp_lightning.backbones import TinyVideoCNN
+    from vmp_lightning.classifier import VideoClassifier
+
+    return VideoClassifier(lambda k: TinyVideoCNN(k, width=4), num_classes=num_classes, **kwargs)

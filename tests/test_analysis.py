@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import fit_args
 from vmp_lightning.analysis import (
     AnalysisError,
     baseline_pns,
@@ -24,29 +23,10 @@ from vmp_lightning.analysis import (
     visualize,
     weight_similarity,
 )
-from vmp_lightning.cli import build_cli
 from vmp_lightning.commands import main
 from vmp_lightning.normalization import Normalization
 
 REPO = Path(__file__).parents[1]
-
-
-@pytest.fixture(scope="module")
-def trained(synthetic_root, tmp_path_factory) -> dict[str, Path]:
-    """A baseline and a VMP run (1 epoch each, tested): their best checkpoints and test prediction dumps."""
-    out = tmp_path_factory.mktemp("trained")
-    runs = {}
-    for name, vmp in (("base", "false"), ("vmp", "true")):
-        cli = build_cli(
-            fit_args(
-                synthetic_root, out / name, "--trainer.max_epochs=1", f"--model.vmp={vmp}", "--test_after_fit=true"
-            )
-        )
-        run = Path(cli.trainer.default_root_dir)
-        runs[name] = run / "checkpoints" / "last.ckpt"
-        runs[f"{name}_preds"] = run / "test_predictions.csv"
-    runs["video"] = next((Path(synthetic_root)).glob("*/val/*.mp4"))
-    return runs
 
 
 def not_blank(path: Path, min_width: int = 0) -> Image.Image:

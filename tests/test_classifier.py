@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
-from helpers import REPO
-from vmp_lightning.backbones import X3D, TinyVideoCNN
+from helpers import REPO, tiny_classifier
+from vmp_lightning.backbones import X3D
 from vmp_lightning.classifier import VideoClassifier
 from vmp_lightning.normalization import Normalization
 from vmp_lightning.prompt import Gamma, LearnableSigmoid, temporal_variation
@@ -16,8 +18,7 @@ NORM = Normalization((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
 
 
 def tiny(**kwargs) -> VideoClassifier:
-    kwargs.setdefault("normalization", NORM)
-    return VideoClassifier(lambda k: TinyVideoCNN(k, width=4), num_classes=5, **kwargs)
+    return tiny_classifier(**{"normalization": NORM, **kwargs})
 
 
 def batch(frames: int) -> dict:
@@ -71,13 +72,14 @@ def test_v_is_skipped_when_lambda_is_zero(monkeypatch):
     assert "train/V" not in logged and torch.isfinite(loss)
 
 
-def test_v_is_computed_without_grad_in_validation():
-    model = tiny(vmp=True, lambda_v=1.0)
+def test_v_joins_the_validation_loss_with_its_weight():
+    model = tiny(vmp=True, lambda_v=0.5)
     recorder = Recorder()
     model.log, model.log_dict = recorder, lambda *a, **k: None
-    with torch.no_grad():
-        model.validation_step(batch(9), 0)
-    assert "val/V" in recorder.logged and recorder.logged["val/loss"] > recorder.logged["val/ce"]
+    model.validation_step(batch(9), 0)
+    logged = recorder.logged
+    assert logged["val/V"] > 0
+    assert float(logged["val/loss"]) == pytest.approx(float(logged["val/ce"]) + 0.5 * float(logged["val/V"]))
 
 
 def test_v_needs_three_frames():
@@ -174,10 +176,24 @@ def test_a_frozen_backbone_keeps_the_heads_dropout_active():
     assert tiny().model.head_dropout() == []  # a head at the top has no dropout of its own
 
 
-def test_scheduler_is_built_on_the_optimizer():
-    model = tiny(lr_scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=3))
+def test_a_cosine_schedule_continues_over_a_new_run_length():
+    """A run of 1 epoch stands at lr 0; extended to 4 epochs it continues at the cosine's value for epoch 1 of 4,
+    and torch's own steps then follow the closed form to the end."""
+    from vmp_lightning.optim import follow_run_length
+
+    model = tiny(lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1))
     config = model.configure_optimizers()
-    assert config["lr_scheduler"]["scheduler"].optimizer is config["optimizer"]
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    base = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    follow_run_length(scheduler, 4)
+    for epoch in range(1, 4):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(base * (1 + math.cos(math.pi * epoch / 4)) / 2)
+        optimizer.step()
+        scheduler.step()
+    assert scheduler.T_max == 4 and optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,10 @@ from vmp_lightning.cli import build_cli
 from vmp_lightning.commands import main
 
 
-@pytest.fixture(scope="module")
-def trained(synthetic_root, tmp_path_factory) -> Path:
-    """``last.ckpt`` of a one-epoch VMP run on the tiny synthetic set (4 classes)."""
-    folder = tmp_path_factory.mktemp("trained")
-    fit = build_cli(fit_args(synthetic_root, folder, "--trainer.max_epochs=1", "--model.vmp=true"))
-    return Path(fit.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+@pytest.fixture
+def vmp_checkpoint(trained) -> Path:
+    """``last.ckpt`` of the shared one-epoch VMP run (conftest's ``trained``, 4 classes)."""
+    return trained["vmp"]
 
 
 def error_of(args: list[str], capsys) -> str:
@@ -40,32 +38,32 @@ def eval_args(root: str, tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
-def test_a_file_that_is_no_checkpoint_is_named(synthetic_root, trained, tmp_path, capsys):
+def test_a_file_that_is_no_checkpoint_is_named(synthetic_root, vmp_checkpoint, tmp_path, capsys):
     text = tmp_path / "notes.ckpt"
     text.write_text("these are not weights\n")
     assert "notes.ckpt: not a PyTorch checkpoint" in error_of(
         eval_args(synthetic_root, tmp_path, f"--ckpt_path={text}"), capsys
     )
     cut = tmp_path / "cut.ckpt"
-    cut.write_bytes(trained.read_bytes()[:20000])
+    cut.write_bytes(vmp_checkpoint.read_bytes()[:20000])
     err = error_of(eval_args(synthetic_root, tmp_path, f"--ckpt_path={cut}"), capsys)
     assert "cut.ckpt: a truncated or damaged checkpoint" in err
     err = error_of(eval_args(synthetic_root, tmp_path, f"--ckpt_path={tmp_path / 'nope.ckpt'}"), capsys)
     assert "nope.ckpt: no such checkpoint file" in err
 
 
-def test_a_checkpoint_for_another_number_of_classes_says_so(synthetic_root, trained, tmp_path, capsys):
+def test_a_checkpoint_for_another_number_of_classes_says_so(synthetic_root, vmp_checkpoint, tmp_path, capsys):
     err = error_of(
-        eval_args(synthetic_root, tmp_path, f"--ckpt_path={trained}", "--data.init_args.num_classes=5"), capsys
+        eval_args(synthetic_root, tmp_path, f"--ckpt_path={vmp_checkpoint}", "--data.init_args.num_classes=5"), capsys
     )
     assert "the checkpoint was trained for 4 classes, the data has 5" in err and "model.init_checkpoint" in err
 
 
-def test_settings_a_checkpoint_replaces_are_said(synthetic_root, trained, tmp_path):
+def test_settings_a_checkpoint_replaces_are_said(synthetic_root, vmp_checkpoint, tmp_path):
     with pytest.warns(
         UserWarning, match=r"replaces these model settings with the checkpoint's: .*model\.vmp: False -> True"
     ):
-        tested = build_cli(eval_args(synthetic_root, tmp_path, f"--ckpt_path={trained}", "--model.vmp=false"))
+        tested = build_cli(eval_args(synthetic_root, tmp_path, f"--ckpt_path={vmp_checkpoint}", "--model.vmp=false"))
     assert tested.model.model.prompt is not None
 
 

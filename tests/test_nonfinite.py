@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from vmp_lightning.backbones import TinyVideoCNN
+from helpers import tiny_classifier
 from vmp_lightning.classifier import VideoClassifier
 from vmp_lightning.nonfinite import NonFiniteLossError
 from vmp_lightning.normalization import Normalization
@@ -35,9 +35,7 @@ def trainer(tmp_path, steps: int) -> L.Trainer:
 
 
 def model(**kwargs) -> VideoClassifier:
-    return VideoClassifier(
-        lambda k: TinyVideoCNN(k, width=4), num_classes=5, num_frames=4, normalization=NORM, **kwargs
-    )
+    return tiny_classifier(num_frames=4, normalization=NORM, **kwargs)
 
 
 def finite(module: torch.nn.Module) -> bool:

@@ -3,6 +3,8 @@ a resumed run continues its folder and W&B run, concurrent runs keep apart, fast
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -275,3 +277,54 @@ def test_submitits_time_limit_warning_stops_a_fit_at_a_saved_step(synthetic_root
     (run,) = runs_in(tmp_path)
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["epoch"] == 1 and saved["global_step"] == 6 + 3  # epoch 0's 6 batches, then 0, 1 and 2 of epoch 1
+
+
+def test_a_run_folder_names_its_files_and_the_runs_of_a_save_dir_are_found_through_it(tmp_path):
+    from vmp_lightning.runs import RunFolder
+
+    run = RunFolder(tmp_path / "vmp-lightning" / "r1")
+    run.checkpoints.mkdir(parents=True)
+    run.config.write_text("{}\n")
+    run.last.write_bytes(b"x")
+    (tmp_path / "wandb" / "offline-run-1" / "files").mkdir(parents=True)  # W&B's folder beside the runs
+    (tmp_path / "vmp-lightning" / "stray").mkdir()  # neither config, checkpoints nor metrics: not a run
+    assert list(RunFolder.under(tmp_path)) == [run]
+    assert RunFolder.of_checkpoint(run.last) == run and RunFolder.of_checkpoint(tmp_path / "x.ckpt") is None
+    assert run.latest_state() == run.last
+    hpc = run.path / "hpc_ckpt_1.ckpt"
+    hpc.write_bytes(b"y")
+    os.utime(hpc, (run.last.stat().st_mtime + 5,) * 2)
+    assert run.latest_state() is None  # Lightning's requeue checkpoint is newer: Lightning resumes it
+    assert run.stage_config("fit") == run.config and run.stage_config("test").name == "config_test.yaml"
+
+
+def test_no_file_name_of_a_run_is_spelled_outside_runs_py():
+    """In code, not prose: every string constant of the package that is not a docstring."""
+    import ast
+
+    names = ("last.ckpt", "config.yaml", "metrics.json", "val_videos.txt", "_predictions.csv", "slurm-job")
+    source = Path(__file__).parents[1] / "src" / "vmp_lightning"
+    spelled = []
+    for path in source.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and ast.get_docstring(node) is not None
+        }
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+            if text is not None and id(node) not in docstrings and " " not in text:  # not prose (messages, help)
+                spelled += [
+                    f"{path.name}:{node.lineno}: {n}" for n in names if n in node.value and path.name != "runs.py"
+                ]
+    assert spelled == []
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
+    from vmp_lightning.errors import UserError
+    from vmp_lightning.lazy import import_optional
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed
+    with pytest.raises(UserError, match=r"^the bayes sweep needs optuna: pip install 'vmp-lightning\[sweeps\]'$"):
+        import_optional("optuna", "sweeps", "the bayes sweep")

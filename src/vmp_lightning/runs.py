@@ -32,6 +32,8 @@ class RunFolder:
 
     #: The latest state's file in ``checkpoints/`` (`LatestCheckpoint` writes it).
     LAST = "last.ckpt"
+    #: An evaluation's files: ``<stage>_predictions.csv`` and the report beside it.
+    PREDICTIONS, REPORT = "_predictions.csv", "_metrics.json"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -65,11 +67,17 @@ class RunFolder:
 
     def predictions(self, stage: str = "test") -> Path:
         """An evaluation's per-video dump (``test_predictions.csv``)."""
-        return self.path / f"{stage}_predictions.csv"
+        return self.path / f"{stage}{self.PREDICTIONS}"
 
     def evaluation_report(self, stage: str = "test") -> Path:
         """An evaluation's video-level report and class names (``test_metrics.json``)."""
-        return self.path / f"{stage}_metrics.json"
+        return self.path / f"{stage}{self.REPORT}"
+
+    @classmethod
+    def report_beside(cls, predictions: str | Path) -> Path:
+        """The evaluation report written beside a ``<stage>_predictions.csv`` (wherever the dump was copied)."""
+        path = Path(predictions)
+        return path.with_name(path.name.removesuffix(cls.PREDICTIONS) + cls.REPORT)
 
     def clip_predictions(self, suffix: str = "", extension: str = "csv") -> Path:
         """``predict``'s per-clip logits (``predictions.csv`` / ``.pt``; ``_rank<r>`` per process under DDP)."""

@@ -15,6 +15,7 @@ from vmp_lightning.analysis.common import log_to_wandb
 from vmp_lightning.analysis.errors import AnalysisError
 from vmp_lightning.evaluation.predictions import read_predictions
 from vmp_lightning.figures import save_figure
+from vmp_lightning.runs import RunFolder
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Predictions:
             raise AnalysisError(str(error)) from None
         if not dump.video_ids:
             raise AnalysisError(f"{path}: not a prediction dump (needs video_id, label, prediction columns)")
-        metrics = path.with_name(path.name.replace("_predictions.csv", "_metrics.json"))
+        metrics = RunFolder.report_beside(path)
         names = json.loads(metrics.read_text()).get("class_names") if metrics.is_file() else None
         names = names or [f"class {k}" for k in range(dump.scores.shape[1])]
         return cls(
