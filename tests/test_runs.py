@@ -91,7 +91,7 @@ def test_a_run_killed_mid_epoch_with_loader_workers_resumes_to_the_same_weights(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("signal", "exit_code"), [("SIGTERM", 143), ("SIGINT", 1)])
+@pytest.mark.parametrize(("signal", "exit_code"), [("SIGTERM", 143), ("SIGINT", 130)])
 def test_sigterm_or_ctrl_c_to_the_process_group_saves_the_step_and_resumes_each_batch_once(
     synthetic_root, tmp_path, uninterrupted, signal, exit_code
 ):
@@ -124,7 +124,7 @@ def test_sigterm_to_a_ddp_job_stops_every_rank_at_one_step_and_resumes_exactly(s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("signal", "exit_code"), [("SIGTERM", 143), ("SIGINT", 1)])
+@pytest.mark.parametrize(("signal", "exit_code"), [("SIGTERM", 143), ("SIGINT", 130)])
 def test_preemption_and_ctrl_c_save_a_resumable_checkpoint(synthetic_root, tmp_path, signal, exit_code):
     stopper = ["--trainer.callbacks+=helpers.SignalAt", "--trainer.callbacks.epoch=1", "--trainer.callbacks.batch=2"]
     stopper.append(f"--trainer.callbacks.signal={signal}")

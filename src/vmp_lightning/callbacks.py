@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vmp_lightning.data.clip_dataset import mix
+from vmp_lightning.files import atomic_write, write_text
 from vmp_lightning.runs import RunFolder
 
 
@@ -77,13 +78,24 @@ class BatchSeeding(L.Callback):
             torch.manual_seed(value)
 
 
+class StoppedBySignal(SIGTERMException):
+    """A fit stopped between two batches on a signal, its step saved (`LatestCheckpoint`): the process exits with
+    128 + the signal's number (143 SIGTERM, 130 Ctrl-C, 140 SIGUSR2), as a shell reports a process the signal
+    ended, so a harness or a job script knows to start nothing more."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
 class Preemption(L.Callback):
     """SIGTERM (SLURM's preemption or time limit, sent to every process of the job) and a first Ctrl-C stop a fit
     between two batches, at the same step on every process, where `LatestCheckpoint` saves it: resumed, the run
     ends as if never stopped. The handler only notes the signal; at each batch end the processes agree (one
-    reduction under DDP) and the next batch start stops (`SIGTERMException`: exit 143; `KeyboardInterrupt`: exit 1).
-    A second Ctrl-C stops at once. Lightning's own SIGTERM handler broadcasts from inside the signal handler, which
-    breaks the collective it interrupts (gloo aborts) and lets a rank stop alone."""
+    reduction under DDP) and the next batch start stops (`StoppedBySignal`: exit 128 + the signal's number). A
+    second Ctrl-C stops at once (Lightning's own Ctrl-C path: exit 1). Lightning's own SIGTERM handler broadcasts
+    from inside the signal handler, which breaks the collective it interrupts (gloo aborts) and lets a rank stop
+    alone."""
 
     def __init__(self) -> None:
         self.noted = self.agreed = 0
@@ -111,10 +123,8 @@ class Preemption(L.Callback):
             rank_zero_info(f"{signal.Signals(self.agreed).name}: stopping after this batch")
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        if self.agreed in (signal.SIGTERM, signal.SIGUSR2):
-            raise SIGTERMException
-        if self.agreed == signal.SIGINT:
-            raise KeyboardInterrupt
+        if self.agreed:
+            raise StoppedBySignal(self.agreed)
 
 
 class RunFacts(L.Callback):
@@ -144,7 +154,7 @@ class RunFacts(L.Callback):
 
             folder = run_directory(trainer)
             folder.mkdir(parents=True, exist_ok=True)
-            RunFolder(folder).validation_list.write_text("".join(f"{record.video_id}\n" for record in validation))
+            write_text(RunFolder(folder).validation_list, "".join(f"{record.video_id}\n" for record in validation))
 
 
 class LatestCheckpoint(ModelCheckpoint):
@@ -174,7 +184,8 @@ class LatestCheckpoint(ModelCheckpoint):
             return
         path = Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}"
         trainer.save_checkpoint(path, weights_only=False)  # the full state: optimizer, loops, callbacks
-        what = "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl-C"
+        signum = getattr(exception, "signum", signal.SIGTERM if isinstance(exception, SIGTERMException) else None)
+        what = signal.Signals(signum).name if signum is not None else "Ctrl-C"
         run = RunFolder.of_checkpoint(path)
         config = f" --config {run.config}" if run is not None else ""
         rank_zero_warn(
@@ -229,8 +240,9 @@ class PredictionWriter(BasePredictionWriter):
         folder = run_directory(trainer)
         folder.mkdir(parents=True, exist_ok=True)
         run = RunFolder(folder)
-        torch.save(record, run.clip_predictions(suffix, "pt"))
-        with run.clip_predictions(suffix).open("w", newline="") as handle:
+        with atomic_write(run.clip_predictions(suffix, "pt")) as partial:
+            torch.save(record, partial)
+        with atomic_write(run.clip_predictions(suffix)) as partial, partial.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["video_id", "view", "label", *(f"logit_{k}" for k in range(logits.shape[1]))])
             columns = (record["video_id"], record["view"].tolist(), record["label"].tolist(), logits.tolist())

@@ -20,6 +20,7 @@ from torchmetrics import MaxMetric
 
 from vmp_lightning.backbones.checkpoints import check_num_classes
 from vmp_lightning.callbacks import BadVideoReporter, BatchSeeding, Preemption, PromptMedia, RunFacts
+from vmp_lightning.checkpointing import AtomicCheckpoints
 from vmp_lightning.errors import ConfigError
 from vmp_lightning.evaluation import Aggregation, ClipScores, RunningAccuracy, evaluate, write_predictions
 from vmp_lightning.internals import built_by_lightning_cli, logs_written_this_step
@@ -131,7 +132,14 @@ class VideoClassifier(L.LightningModule):
         return self.model(clip)  # logits, and the attention maps of each prompted site (none without VMPs)
 
     def configure_callbacks(self) -> list[L.Callback]:
-        callbacks: list[L.Callback] = [BadVideoReporter(), BatchSeeding(), Preemption(), PromptMedia(), RunFacts()]
+        callbacks: list[L.Callback] = [
+            AtomicCheckpoints(),
+            BadVideoReporter(),
+            BatchSeeding(),
+            Preemption(),
+            PromptMedia(),
+            RunFacts(),
+        ]
         if self.trainer.loggers:  # the monitor refuses a run without a logger
             callbacks.append(LearningRateMonitor(logging_interval="step"))
         present = {type(c) for c in self.trainer.callbacks}  # a test after the fit: already there

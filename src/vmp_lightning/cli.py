@@ -98,7 +98,7 @@ def place_run(config, subcommand: str = "fit") -> Path | None:
         init_args.id, init_args.resume = run_id, "allow"
         init_args.save_dir, init_args.project = str(run.parents[1]), run.parent.name
     trainer.default_root_dir = str(run)
-    latest = RunFolder(run).latest_state() if subcommand == "fit" and not ckpt_path else None
+    latest = RunFolder(run).latest_state(rank_zero_info) if subcommand == "fit" and not ckpt_path else None
     if latest is not None:
         config.ckpt_path = str(latest)
         rank_zero_info(f"run {run_id} has a checkpoint: continuing it from {latest}")

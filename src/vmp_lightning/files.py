@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+
+#: ``.<name>.<host>-<pid>-<random>.partial<suffix>``: whose temporary file it is, so a dead writer's can be removed.
+PARTIAL_MARK = ".partial"
 
 
 @contextlib.contextmanager
@@ -18,7 +23,8 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # the suffix stays last: it picks a container (mp4, avi) or a format (npz) for the writer
-    partial = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial{path.suffix}")
+    writer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+    partial = path.with_name(f".{path.stem}.{writer}{PARTIAL_MARK}{path.suffix}")
     try:
         yield partial
         _fsync(partial)
@@ -41,3 +47,27 @@ def _fsync(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def remove_stale_partials(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that writers on this host left in ``folder`` when they were killed (their
+    process is gone); another host's, or a live writer's, stay. Returns what was removed."""
+    removed = []
+    ours = re.compile(re.escape(f".{socket.gethostname()}-") + r"(?P<pid>\d+)-[0-9a-f]{8}" + re.escape(PARTIAL_MARK))
+    for path in Path(folder).glob(f".*{PARTIAL_MARK}*"):
+        writer = ours.search(path.name)
+        if writer and not process_alive(int(writer["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True

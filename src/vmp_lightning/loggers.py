@@ -14,6 +14,7 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
+from vmp_lightning.files import write_text
 from vmp_lightning.internals import drop_wandb_init_keyword, wandb_run_started
 from vmp_lightning.runs import RUN_ID_VARIABLE, RunFolder
 
@@ -166,7 +167,7 @@ def write_run_metrics(
     folder = run_directory(trainer)
     folder.mkdir(parents=True, exist_ok=True)
     path = RunFolder(folder).metrics
-    path.write_text(json.dumps(record, indent=1))
+    write_text(path, json.dumps(record, indent=1))
     rank_zero_info(f"Run metrics written to {path}")
     if isinstance(wandb_logger, AutoWandbLogger) and wandb_run_started(wandb_logger):
         wandb_logger.upload(path)

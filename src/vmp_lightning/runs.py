@@ -13,9 +13,12 @@ import fcntl
 import os
 import secrets
 import time
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from vmp_lightning.errors import UserError
 
 #: The run this process works for (DDP children learn their parent's through it).
 RUN_ID_VARIABLE = "VMP_LIGHTNING_RUN_ID"
@@ -88,12 +91,28 @@ class RunFolder:
         """The videos the run validated on, one id a line."""
         return self.path / "val_videos.txt"
 
-    def latest_state(self) -> Path | None:
-        """The newest checkpoint to continue from: ``last.ckpt`` unless Lightning's SLURM requeue left a newer
-        ``hpc_ckpt_*.ckpt`` (which Lightning itself resumes from: then None)."""
+    def latest_state(self, say: Callable[[str], None] = print) -> Path | None:
+        """The newest loadable checkpoint to continue from: ``last.ckpt``, else (damaged: said, with the file) the
+        newest other checkpoint of the run; None when there is none, or when Lightning's SLURM requeue left a newer
+        ``hpc_ckpt_*.ckpt`` (which Lightning itself resumes from). `DamagedRunError` when every one is damaged."""
         hpc = [p.stat().st_mtime for p in self.path.glob("hpc_ckpt_*.ckpt")]
-        if self.last.is_file() and (not hpc or self.last.stat().st_mtime >= max(hpc)):
-            return self.last
+        if self.last.is_file() and hpc and self.last.stat().st_mtime < max(hpc):
+            return None
+        others = sorted(set(self.checkpoints.glob("*.ckpt")) - {self.last}, key=lambda p: -p.stat().st_mtime)
+        candidates = [p for p in (self.last, *others) if p.is_file()]
+        damaged = []
+        for path in candidates:
+            problem = checkpoint_damage(path)
+            if problem is None:
+                if damaged:
+                    say(f"{'; '.join(damaged)}: continuing the run from {path.name}, the newest good checkpoint")
+                return path
+            damaged.append(f"{path} is damaged ({problem})")
+        if damaged:
+            raise DamagedRunError(
+                f"{'; '.join(damaged)}: no checkpoint of run {self.run_id} can be loaded; delete "
+                f"{self.checkpoints} to train the run again from the start"
+            )
         return None
 
     @classmethod
@@ -115,9 +134,18 @@ class RunFolder:
                         yield run
 
 
-def latest_state(run: str | Path) -> Path | None:
-    """`RunFolder.latest_state` of the folder ``run``."""
-    return RunFolder(Path(run)).latest_state()
+class DamagedRunError(UserError, ValueError):
+    """Every checkpoint of a run is damaged (truncated by a crash of an earlier version, or a full disk)."""
+
+
+def checkpoint_damage(path: Path) -> str | None:
+    """Why a checkpoint file cannot be loaded, or None. Checkpoints are zip files (``torch.save``) whose directory
+    is at the end: a file cut short by a kill or a full disk has none."""
+    if path.stat().st_size == 0:
+        return "empty"
+    if not zipfile.is_zipfile(path):
+        return "truncated: no zip directory at its end"
+    return None
 
 
 _FITS_PLACED = 0  # fits this process has given a folder (the harness or a notebook places several)

@@ -141,7 +141,8 @@ def main(args: list[str] | None = None) -> None:
     except SystemExit as stop:
         exceptions = sys.modules.get("lightning.pytorch.utilities.exceptions")
         if exceptions is not None and isinstance(stop, exceptions.SIGTERMException):
-            sys.exit(128 + signal.SIGTERM)  # preempted: LatestCheckpoint saved and said where; not a success
+            # stopped by a signal: LatestCheckpoint saved and said where; 128 + the signal, not a success
+            sys.exit(stop.code if isinstance(stop.code, int) and stop.code > 128 else 128 + signal.SIGTERM)
         raise
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def reproduce(argv: list[str]) -> None:
     failed."""
     from vmp_lightning.commands import main
     from vmp_lightning.harness.manifest import load_manifest
-    from vmp_lightning.harness.reproduce import Options
+    from vmp_lightning.harness.reproduce import Options, stop_code
     from vmp_lightning.harness.reproduce import reproduce as run_all
     from vmp_lightning.harness.table import write_table
 
@@ -77,6 +78,10 @@ def reproduce(argv: list[str]) -> None:
         slurm=slurm,
     )
     status = run_all(manifest, options, args.only)
+    code = stop_code(status)
+    if code is not None:
+        print(f"stopped; continue with: vmp-lightning reproduce {shlex.join(argv)}", flush=True)
+        sys.exit(code)
     if not args.dry_run and slurm is None:
         results = Path(args.results) / ("smoke" if args.smoke else "")
         md, _ = write_table(manifest, out, results)

@@ -10,6 +10,7 @@ from pathlib import Path
 from vmp_lightning.data.datamodule import SPLITS, VideoDataModule
 from vmp_lightning.data.parallel import map_with_progress
 from vmp_lightning.data.video import VideoDecodeError, decodable_frames, index_video, open_video, read_frames
+from vmp_lightning.files import atomic_write
 
 #: Statuses that make a video unusable (the command exits with 1); ``header_overstates`` is only reported.
 PROBLEMS = ("missing", "empty", "unreadable", "damaged")
@@ -100,7 +101,7 @@ def write_report(results: list[VideoCheck], csv_path: str | Path) -> str:
     """Write all results to ``csv_path``; return a table of the problems and a count per status."""
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with csv_path.open("w", newline="") as handle:
+    with atomic_write(csv_path) as partial, partial.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         writer.writerows([getattr(r, column) for column in COLUMNS] for r in results)

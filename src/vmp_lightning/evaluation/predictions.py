@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vmp_lightning.files import atomic_write, write_text
 from vmp_lightning.runs import RunFolder
 
 if TYPE_CHECKING:
@@ -27,14 +28,14 @@ def write_predictions(
     run.path.mkdir(parents=True, exist_ok=True)
     path = run.predictions(stage)
     scores, labels = evaluation.scores, evaluation.labels.tolist()
-    with path.open("w", newline="") as handle:
+    with atomic_write(path) as partial, partial.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["video_id", "label", "prediction", *(f"score_{k}" for k in range(scores.shape[1]))])
         rows = zip(evaluation.video_ids, labels, scores.argmax(1).tolist(), scores.tolist(), strict=True)
         for video_id, label, prediction, row in rows:
             writer.writerow([video_id, label, prediction, *(f"{v:.6g}" for v in row)])
     metrics = {**evaluation.report.__dict__, "class_names": class_names}
-    run.evaluation_report(stage).write_text(json.dumps(metrics, indent=1))
+    write_text(run.evaluation_report(stage), json.dumps(metrics, indent=1))
     return path
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmp_lightning.errors import UserError
+from vmp_lightning.files import write_text
 from vmp_lightning.harness.manifest import Manifest
 
 LOCK_NAME = "checkpoints.sha256"
@@ -57,7 +58,7 @@ def read_lock(path: Path) -> dict[str, str]:
 
 
 def write_lock(path: Path, hashes: dict[str, str]) -> None:
-    path.write_text("".join(f"{hashes[name]}  {name}\n" for name in sorted(hashes)))
+    write_text(path, "".join(f"{hashes[name]}  {name}\n" for name in sorted(hashes)))
 
 
 def sha256(path: Path) -> str:

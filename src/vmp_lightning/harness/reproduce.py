@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import traceback
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from vmp_lightning.harness.manifest import Manifest, Run
 from vmp_lightning.harness.slurm import After, InProcess, SlurmOptions, queued_job, submit
-from vmp_lightning.runs import RUN_ID_VARIABLE, RunFolder
+from vmp_lightning.runs import RUN_ID_VARIABLE, DamagedRunError, RunFolder
 
 
 @dataclass
@@ -54,8 +55,13 @@ def identity(name: str, folder: Path) -> str:
 def run_metrics(folder: Path, require_test: bool = True) -> dict | None:
     """The newest ``metrics.json`` of a run folder (holding test metrics unless ``require_test`` is off);
     None: the run is not done."""
-    runs = [run.metrics for run in RunFolder.under(folder) if run.metrics.is_file()]
-    records = [json.loads(path.read_text()) | {"path": str(path)} for path in runs]
+    records = []
+    for run in RunFolder.under(folder):
+        if run.metrics.is_file():
+            try:
+                records.append(json.loads(run.metrics.read_text()) | {"path": str(run.metrics)})
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                print(f"{run.metrics} is damaged (not JSON): the run counts as not done and is tested again")
     done = [r for r in records if r.get("test") or not require_test]
     return max(done, key=lambda r: Path(r["path"]).stat().st_mtime) if done else None
 
@@ -63,6 +69,16 @@ def run_metrics(folder: Path, require_test: bool = True) -> dict | None:
 def latest_checkpoint(folder: Path) -> Path | None:
     found = sorted((run.last for run in RunFolder.under(folder) if run.last.is_file()), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
+
+
+#: Exit codes of a run stopped by SIGINT, SIGTERM or SIGUSR2 (128 + the signal), its last step saved.
+STOP_CODES = {128 + signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGUSR2}
+
+
+def stop_code(status: dict[str, str]) -> int | None:
+    """The exit code for a call whose run was stopped by a signal (130 Ctrl-C, else 143), or None."""
+    stopped = [state.split(": ")[1] for state in status.values() if state.startswith("stopped")]
+    return None if not stopped else 130 if stopped[0] == "SIGINT" else 143
 
 
 class RunNotReady(RuntimeError):
@@ -126,8 +142,9 @@ def fit_arguments(manifest: Manifest, run: Run, options: Options, source_later: 
         args.append(f"--trainer.precision={options.precision}")
     args.extend(options.extra)
     last = latest_checkpoint(folder)
-    if last is not None and RunFolder(last.parent.parent).latest_state() is not None:
-        args.append(f"--ckpt_path={last}")  # else Lightning's SLURM requeue checkpoint is newer: it resumes that
+    state = RunFolder(last.parent.parent).latest_state() if last is not None else None
+    if state is not None:  # else none, or Lightning's SLURM requeue checkpoint is newer: it resumes that
+        args.append(f"--ckpt_path={state}")
     return args
 
 
@@ -135,7 +152,8 @@ def execute(args: list[str], devices: str | None, in_process: InProcess | None =
     """Run ``vmp-lightning <args>``: with ``in_process`` on one device in this process, else as a subprocess; the
     exit code."""
     if in_process is None or devices not in (None, "", "1"):
-        return subprocess.call([sys.executable, "-m", "vmp_lightning", *args])
+        code = subprocess.call([sys.executable, "-m", "vmp_lightning", *args])
+        return 128 - code if code < 0 else code  # a child the signal ended: as a shell reports it
     argv = sys.argv
     sys.argv = argv[:1]  # LightningCLI warns when it is given args and sys.argv holds more
     try:
@@ -199,6 +217,10 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
         after = None
         try:
             args = fit_arguments(manifest, run, options)
+        except DamagedRunError as error:
+            status[run.name] = f"failed: {error}"
+            print(f"{head}: {error}", flush=True)
+            continue
         except RunNotReady as error:
             after = after_source_job(manifest, run, options)
             if after is None:
@@ -215,9 +237,15 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
             print(f"{head}: {status[run.name]}", flush=True)
             continue
         code = execute(args, options.devices, options.in_process)
+        if code in STOP_CODES:  # the run was stopped by a signal, its step saved: start nothing more
+            status[run.name] = f"stopped: {signal.Signals(code - 128).name}"
+            print(f"{head}: stopped by {signal.Signals(code - 128).name}, its last step saved", flush=True)
+            break
         done = code == 0 and run_metrics(run_folder(options.out, run)) is not None
         status[run.name] = "done" if done else f"failed: exit code {code}"
     keys = ("done", "skipped", "failed", *(("submitted", "queued") if options.slurm is not None else ()))
+    if any(state.startswith("stopped") for state in status.values()):
+        keys = (*keys, "stopped")
     counts = {key: sum(s.split(":")[0] == key for s in status.values()) for key in keys}
     print(f"{manifest.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
     for name, state in status.items():

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vmp_lightning.files import write_text
 from vmp_lightning.lazy import import_optional
 
 #: Runs ``vmp-lightning <args>`` in this process (`vmp_lightning.commands.main`).
@@ -120,5 +121,5 @@ def submit(
     )
     job = executor.submit(FitJob([*args, *flags], entry, after.late_args if after else None))
     Path(folder).mkdir(parents=True, exist_ok=True)
-    (Path(folder) / JOB_ID_FILE).write_text(f"{job.job_id}\n")
+    write_text(Path(folder) / JOB_ID_FILE, f"{job.job_id}\n")
     return str(job.job_id)

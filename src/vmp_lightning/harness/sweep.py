@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from vmp_lightning.files import atomic_write
 from vmp_lightning.harness.manifest import ManifestError
 from vmp_lightning.harness.reproduce import InProcess, execute, identity, placement_flags, run_metrics
 from vmp_lightning.lazy import import_optional
@@ -187,7 +188,7 @@ def run_sweep(
             study.tell(trial, None if failed else value, state=optuna_state(failed))
         rows.append({"trial": index, **parameters, (metric or "metric"): value, "folder": str(trial_folder)})
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "summary.csv").open("w", newline="") as handle:
+    with atomic_write(folder / "summary.csv") as partial, partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["trial"])
         writer.writeheader()
         writer.writerows(rows)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from vmp_lightning.errors import UserError
+from vmp_lightning.files import atomic_write, write_text
 from vmp_lightning.harness.manifest import Manifest, ManifestError
 from vmp_lightning.harness.reproduce import run_folder, run_metrics
 from vmp_lightning.harness.statistics import (
@@ -233,14 +234,14 @@ def write_table(manifest: Manifest, out: Path, results: Path) -> tuple[Path, Pat
     table = cells(manifest, rows)
     results.mkdir(parents=True, exist_ok=True)
     md, runs = results / f"{manifest.name}.md", results / f"{manifest.name}.csv"
-    md.write_text(markdown(manifest, rows, table))
+    write_text(md, markdown(manifest, rows, table))
     _write_csv(runs, rows)
     _write_csv(results / f"{manifest.name}_cells.csv", [cell.record() for cell in table])
     return md, runs
 
 
 def _write_csv(path: Path, records: list[dict]) -> None:
-    with path.open("w", newline="") as handle:
+    with atomic_write(path) as partial, partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(records[0]))
         writer.writeheader()
         writer.writerows(records)
