@@ -162,3 +162,54 @@ def tiny_classifier(num_classes: int = 5, **kwargs):
     from vmp_lightning.classifier import VideoClassifier
 
     return VideoClassifier(lambda k: TinyVideoCNN(k, width=4), num_classes=num_classes, **kwargs)
+
+
+class KillDuringSave(L.Callback):
+    """SIGKILLs its own process in the middle of the ``save``-th write of ``last.ckpt`` (give it by class path):
+    ``write`` half-way through the temporary file, ``fsync`` once it is on disk but not yet renamed, ``rename``
+    after the rename, before the folder's fsync. A crash at the worst moment of each step of the writer."""
+
+    def __init__(self, stage: str, save: int = 2) -> None:
+        self.stage, self.save, self.seen = stage, save, 0
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        import vmp_lightning.checkpointing as checkpointing
+        import vmp_lightning.files as files
+
+        fsync, save = files._fsync, checkpointing.torch.save
+
+        def last_write(path) -> bool:  # a path, or the file object the writer gives torch.save
+            name = Path(getattr(path, "name", path)).name
+            return name.startswith(".last.") and name.endswith(".ckpt")
+
+        def saving(obj, target, *args, **kwargs):
+            if last_write(target):
+                self.seen += 1
+                if self.seen == self.save and self.stage == "write":
+                    target.write(b"PK\x03\x04" + b"\0" * 4096)  # a zip begun, never finished
+                    target.flush()
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return save(obj, target, *args, **kwargs)
+
+        def syncing(path) -> None:
+            fsync(path)
+            if self.seen == self.save and (
+                (self.stage == "fsync" and last_write(path)) or (self.stage == "rename" and Path(path).is_dir())
+            ):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        checkpointing.torch.save, files._fsync = saving, syncing
+
+
+class FillDiskAfter(L.Callback):
+    """After the first epoch's checkpoints are written, fills the filesystem of the run folder up to ``leave`` bytes
+    (another writer filling a shared scratch disk), so that the next checkpoint meets ENOSPC."""
+
+    def __init__(self, leave: int = 200_000) -> None:
+        self.leave = leave
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == 1:
+            folder = Path(trainer.default_root_dir)
+            free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+            (folder.parent / "filler.bin").write_bytes(b"\0" * max(0, free - self.leave))

@@ -73,7 +73,6 @@ def test_documented_python_runs(source, code, tmp_path, monkeypatch):
     exec(compile(code, source, "exec"), {"__name__": "__docs__"})
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("source", "command"), documented_commands(), ids=lambda value: value[:60])
 def test_documented_command_runs_at_tiny_size(source, command, synthetic_root, tmp_path, monkeypatch):
     """The command as written, on the tiny synthetic dataset for one short epoch (training commands), or with its

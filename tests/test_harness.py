@@ -146,7 +146,6 @@ def test_a_table_whose_rows_were_tested_on_different_videos_is_refused(tmp_path)
     assert "78.0 (" in md.read_text() and "70.0 (" in md.read_text()
 
 
-@pytest.mark.slow
 def test_table1_starts_from_the_last_checkpoint_of_the_run_it_extends(tmp_path, monkeypatch):
     """No validation in the paper's protocol: the run Table 1's *** variants start from is tested on, and hands on,
     its last checkpoint."""
@@ -254,7 +253,6 @@ def test_random_and_bayes_draws_stay_in_their_space():
     assert all(0.3 <= p["model.init_args.prompt_lr_scale"] <= 10.0 for p in first)
 
 
-@pytest.mark.slow
 def test_an_offline_sweep_runs_its_trials_and_resumes(synthetic_root, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     tiny = (*tiny_data_args(synthetic_root), "--trainer.max_epochs=1", "--trainer.limit_val_batches=1", *QUIET)
@@ -272,7 +270,6 @@ def test_an_offline_sweep_runs_its_trials_and_resumes(synthetic_root, tmp_path, 
     assert stamps == [next(Path(r["folder"]).glob("*/*/metrics.json")).stat().st_mtime for r in rows]
 
 
-@pytest.mark.slow
 def test_the_gpu_smoke_benchmarks_flags_run_on_the_cpu(tmp_path, monkeypatch):
     """benchmarks/gpu_smoke.py's settings, with the accelerator swapped for the CPU and one epoch."""
     import sys

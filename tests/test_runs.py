@@ -4,6 +4,7 @@ a resumed run continues its folder and W&B run, concurrent runs keep apart, fast
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -273,7 +274,7 @@ def test_submitits_time_limit_warning_stops_a_fit_at_a_saved_step(synthetic_root
     stopper.append("--trainer.callbacks.signal=SIGUSR2")
     env = {**TESTS, "SUBMITIT_EXECUTOR": "slurm"}
     stopped = run_cli([*fit_args(synthetic_root, tmp_path, "--trainer.max_epochs=2"), *stopper], env=env)
-    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert stopped.returncode == 128 + signal.SIGUSR2, stopped.stderr[-2000:]
     (run,) = runs_in(tmp_path)
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["epoch"] == 1 and saved["global_step"] == 6 + 3  # epoch 0's 6 batches, then 0, 1 and 2 of epoch 1

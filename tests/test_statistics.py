@@ -47,7 +47,6 @@ def test_the_gain_interval_is_a_paired_bootstrap_over_videos_pooled_over_seeds()
     assert mean_and_std([74.0]) == (74.0, None)
 
 
-@pytest.mark.slow
 def test_reproduce_with_seeds_reports_mean_std_and_the_gains_interval(tmp_path, monkeypatch):
     """`vmp-lightning reproduce --seeds 0,1` of a baseline and its VMP row (smoke size): each cell mean ± std over
     the seeds, the VMP row's gain with its interval, every number in the cells CSV."""

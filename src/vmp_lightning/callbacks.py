@@ -99,19 +99,25 @@ class Preemption(L.Callback):
 
     def __init__(self) -> None:
         self.noted = self.agreed = 0
+        self._told: dict[int, Any] = {}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.noted = self.agreed = 0
         if threading.current_thread() is threading.main_thread():  # Lightning restores the originals at teardown
-            signal.signal(signal.SIGTERM, self._note)
-            signal.signal(signal.SIGINT, self._note)
+            signals = [signal.SIGTERM, signal.SIGINT]
             if os.environ.get("SUBMITIT_EXECUTOR"):  # submitit's warning before the time limit (harness/slurm.py)
-                signal.signal(signal.SIGUSR2, self._note)
+                signals.append(signal.SIGUSR2)
+            for signum in signals:
+                previous = signal.signal(signum, self._note)
+                if getattr(previous, "notes_stops", False):  # a caller that stops after this run (the harness)
+                    self._told[signum] = previous
 
     def _note(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: KeyboardInterrupt now
         self.noted = self.noted or int(signum)
+        if signum in self._told:
+            self._told[signum](signum, frame)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if trainer.world_size == 1:  # nothing to agree on: no tensor, no device synchronisation per step

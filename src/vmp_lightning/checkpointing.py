@@ -34,15 +34,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         try:
-            with atomic_write(path) as partial:
-                torch.save(checkpoint, partial)
-        except OSError as error:
-            if error.errno != errno.ENOSPC:
+            with atomic_write(path) as partial, partial.open("wb") as handle:  # Python's writes: errors keep errno
+                torch.save(checkpoint, handle)
+        except (OSError, RuntimeError) as error:
+            if not _no_space(error):
                 raise
             raise CheckpointSpaceError(
                 f"no space left in {path.parent} to write {path.name} (about {_size_mb(checkpoint):.0f} MB needed); "
                 "the previous checkpoint is whole: free space there, then resume"
             ) from None
+
+
+def _no_space(error: BaseException | None) -> bool:
+    """Whether an error is, or was raised while handling, a full disk (torch's zip writer wraps it in a
+    RuntimeError)."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def _size_mb(checkpoint: object) -> float:

@@ -9,6 +9,7 @@ always as ``vmp-lightning fit`` subprocesses, since DDP re-launches the command 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -18,7 +19,9 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,8 +198,35 @@ def ordered(runs: list[Run]) -> list[Run]:
     return [r for r in runs if r.init_from is None] + [r for r in runs if r.init_from is not None]
 
 
+@contextlib.contextmanager
+def noting_stops() -> Iterator[dict[str, int]]:
+    """SIGTERM and SIGINT noted while the block runs (``{"signal": number}``) instead of ending the process: the run
+    in progress stops at a saved step (`Preemption` tells this handler too), and nothing more is started."""
+    noted = {"signal": 0}
+
+    def note(signum: int, frame: object) -> None:
+        noted["signal"] = noted["signal"] or signum
+
+    note.notes_stops = True  # type: ignore[attr-defined]
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = {signum: signal.signal(signum, note) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield noted
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> dict[str, str]:
-    """Run the selected runs; returns run name -> ``done`` / ``skipped`` (done before) / ``failed: ...``."""
+    """Run the selected runs; returns run name -> ``done`` / ``skipped`` (done before) / ``failed: ...`` /
+    ``stopped: <signal>`` (a signal stopped the call: the runs after it were not started)."""
+    with noting_stops() as noted:
+        return _reproduce(manifest, options, only, noted)
+
+
+def _reproduce(manifest: Manifest, options: Options, only: str | None, noted: dict[str, int]) -> dict[str, str]:
     runs = ordered(manifest.select(only))
     if options.smoke and not options.dry_run:
         from vmp_lightning.harness.smoke import write_smoke_datasets  # the datasets' modules bring Lightning
@@ -205,6 +235,9 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
     status: dict[str, str] = {}
     for index, run in enumerate(runs, 1):
         head = f"[{index}/{len(runs)}] {manifest.name}/{run.name}"
+        if noted["signal"]:  # between two runs: the next one is not started
+            status[run.name] = f"stopped: {signal.Signals(noted['signal']).name}"
+            break
         if run_metrics(run_folder(options.out, run)) is not None:
             status[run.name] = "skipped"
             print(f"{head}: done before, skipped", flush=True)
@@ -237,9 +270,10 @@ def reproduce(manifest: Manifest, options: Options, only: str | None = None) -> 
             print(f"{head}: {status[run.name]}", flush=True)
             continue
         code = execute(args, options.devices, options.in_process)
-        if code in STOP_CODES:  # the run was stopped by a signal, its step saved: start nothing more
-            status[run.name] = f"stopped: {signal.Signals(code - 128).name}"
-            print(f"{head}: stopped by {signal.Signals(code - 128).name}, its last step saved", flush=True)
+        if code in STOP_CODES or noted["signal"]:  # a signal stopped the run at a saved step: start nothing more
+            name = signal.Signals(code - 128 if code in STOP_CODES else noted["signal"]).name
+            status[run.name] = f"stopped: {name}"
+            print(f"{head}: stopped by {name}, its last step saved", flush=True)
             break
         done = code == 0 and run_metrics(run_folder(options.out, run)) is not None
         status[run.name] = "done" if done else f"failed: exit code {code}"

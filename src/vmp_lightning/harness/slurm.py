@@ -52,7 +52,8 @@ class FitJob:
         try:
             self.entry([*self.args, *(self.late_args() if self.late_args else [])])
         except SystemExit as stop:
-            if stop.code == 128 + signal.SIGTERM and int(os.environ.get("SLURM_PROCID", "0")) == 0:
+            stopped = stop.code in (128 + signal.SIGTERM, 128 + signal.SIGUSR2)
+            if stopped and int(os.environ.get("SLURM_PROCID", "0")) == 0:
                 # stopped and saved by the Preemption callback: submitit requeues (its handler calls checkpoint)
                 signal.raise_signal(getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")))
             if stop.code not in (None, 0):
