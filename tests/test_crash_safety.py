@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -165,3 +166,42 @@ def test_sigterm_to_the_harness_group_stops_it_after_the_run_in_progress(tmp_pat
     assert first.last.is_file()
     assert not (smoke / "x3d+vmp").exists()  # run 2 untouched
     assert "[2/2]" not in stopped.stdout
+
+
+def test_a_run_lock_is_held_by_one_process_and_a_dead_holders_is_taken_over(tmp_path):
+    from vmp_lightning.runs import RunLock
+
+    code = (
+        f"import time; from vmp_lightning.runs import RunLock; lock = RunLock({str(tmp_path)!r}); "
+        "assert lock.acquire() is None; print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        said = RunLock(tmp_path).acquire()
+        assert said is not None and f"pid {holder.pid}" in said and "host " in said
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = RunLock(tmp_path)  # its holder died without releasing it: the lock is free
+    assert lock.acquire() is None and f"pid {os.getpid()}" in lock.path.read_text()
+    lock.release()
+
+
+@pytest.mark.slow
+def test_two_calls_of_reproduce_on_one_folder_train_each_run_once(tmp_path):
+    only = "x3d/hmdb51_s1,x3d+vmp/hmdb51_s1"
+    args = ["reproduce", str(REPO / "experiments" / "table2.yaml"), "--smoke", f"--only={only}"]
+    args += [f"--out={tmp_path / 'runs'}", f"--results={tmp_path / 'results'}"]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO / "tests")}
+    command = [sys.executable, "-m", "vmp_lightning", *args]
+    calls = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in "ab"
+    ]
+    outputs = [call.communicate(timeout=600)[0] for call in calls]
+    assert [call.returncode for call in calls] == [0, 0], outputs
+    started = [line for out in outputs for line in out.splitlines() if ": vmp-lightning fit " in line]
+    assert len(started) == 2 and {line.split(":")[0].split("] ")[1] for line in started} == {
+        "table2/x3d/hmdb51_s1",
+        "table2/x3d+vmp/hmdb51_s1",
+    }  # each run trained by one of the two calls

@@ -12,11 +12,13 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+import socket
 import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vmp_lightning.errors import UserError
 
@@ -132,6 +134,40 @@ class RunFolder:
                     run = cls(folder)
                     if run.config.is_file() or run.checkpoints.is_dir() or run.metrics.is_file():
                         yield run
+
+
+class RunLock:
+    """One trainer per run folder: held (an exclusive ``flock`` on ``<folder>/run.lock``) while a run trains,
+    released on any exit, the process's death included, so a dead holder's lock is taken over by itself. The file
+    says who holds it (host, pid, SLURM job) for the caller that finds it held."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.path = Path(folder) / "run.lock"
+        self._handle: Any = None
+
+    def acquire(self) -> str | None:
+        """Take the lock: None when taken, else who holds it (``host <h>, pid <p>[, SLURM job <j>]``)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            return holder
+        handle.seek(0)
+        handle.truncate()
+        job = slurm_job()
+        handle.write(f"host {socket.gethostname()}, pid {os.getpid()}" + (f", SLURM job {job}" if job else "") + "\n")
+        handle.flush()
+        self._handle = handle
+        return None
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing drops the flock; the file stays (unlinking it would race a new holder)
+            self._handle = None
 
 
 class DamagedRunError(UserError, ValueError):

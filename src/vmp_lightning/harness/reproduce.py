@@ -27,7 +27,7 @@ from pathlib import Path
 
 from vmp_lightning.harness.manifest import Manifest, Run
 from vmp_lightning.harness.slurm import After, InProcess, SlurmOptions, queued_job, submit
-from vmp_lightning.runs import RUN_ID_VARIABLE, DamagedRunError, RunFolder
+from vmp_lightning.runs import RUN_ID_VARIABLE, DamagedRunError, RunFolder, RunLock
 
 
 @dataclass
@@ -261,15 +261,31 @@ def _reproduce(manifest: Manifest, options: Options, only: str | None, noted: di
                 print(f"{head}: {error}", flush=True)
                 continue
             args = fit_arguments(manifest, run, options, source_later=True)
-        print(f"{head}: vmp-lightning {shlex.join(args)}", flush=True)
         if options.dry_run:
+            print(f"{head}: vmp-lightning {shlex.join(args)}", flush=True)
             status[run.name] = "planned"
             continue
         if options.slurm is not None:
+            print(f"{head}: vmp-lightning {shlex.join(args)}", flush=True)
             status[run.name] = launch_on_slurm(run, args, options, after)
             print(f"{head}: {status[run.name]}", flush=True)
             continue
-        code = execute(args, options.devices, options.in_process)
+        lock = RunLock(run_folder(options.out, run))
+        holder = lock.acquire()
+        if holder is not None:
+            status[run.name] = f"skipped: in progress ({holder})"
+            print(f"{head}: training in another call ({holder}): skipped", flush=True)
+            continue
+        try:
+            if run_metrics(run_folder(options.out, run)) is not None:  # finished by another call meanwhile
+                status[run.name] = "skipped"
+                continue
+            if after is None:  # the checkpoint to continue from, now that no other call writes it
+                args = fit_arguments(manifest, run, options)
+            print(f"{head}: vmp-lightning {shlex.join(args)}", flush=True)
+            code = execute(args, options.devices, options.in_process)
+        finally:
+            lock.release()
         if code in STOP_CODES or noted["signal"]:  # a signal stopped the run at a saved step: start nothing more
             name = signal.Signals(code - 128 if code in STOP_CODES else noted["signal"]).name
             status[run.name] = f"stopped: {name}"
