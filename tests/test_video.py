@@ -113,3 +113,27 @@ def test_the_projects_own_avis_read_on_the_fast_frame_exact_path(tmp_path):
     assert isinstance(reader, DecordReader)
     indices = [len(reader) - 1, 0, len(reader) // 2, 3]
     np.testing.assert_array_equal(read_frames(reader, indices), full_decode(path)[indices])
+
+
+def test_a_rotated_phone_video_reads_upright_from_every_backend_and_check_videos_reports_it(tmp_path):
+    """A display matrix of 90 degrees (as a phone writes it): decord and torchcodec apply it, and so does PyAV now,
+    so one dataset never mixes orientations (also when a file is handed to PyAV by itself)."""
+    import shutil
+    import subprocess
+
+    from vmp_lightning.data.check import check_video
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs Debian's ffmpeg (make system-deps installs it) to write a display matrix")
+    stored = ramp_video(tmp_path / "stored.mp4", frames=6, height=32, width=64)
+    rotated = tmp_path / "rotated.mp4"
+    command = ["ffmpeg", "-y", "-loglevel", "error", "-i", str(stored), "-c", "copy"]
+    subprocess.run([*command, "-metadata:s:v:0", "rotate=90", str(rotated)], check=True)
+    upright = np.rot90(open_video(stored, "pyav").read([0, 5]), 1, axes=(1, 2))  # turned counter-clockwise
+    for backend in available_backends():
+        frames = open_video(rotated, backend).read([0, 5])
+        assert frames.shape == (2, 64, 32, 3), backend
+        assert np.abs(frames.astype(int) - upright.astype(int)).max() <= 2, backend
+    report = check_video(str(rotated), frames_per_clip=4, backend="pyav")
+    assert (report.rotation, report.size) == (90, "32x64")
+    assert check_video(str(stored), frames_per_clip=4).rotation == 0

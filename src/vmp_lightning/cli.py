@@ -23,7 +23,7 @@ from vmp_lightning.migration import checkpoint_model_config
 from vmp_lightning.model import frames_per_clip
 from vmp_lightning.optim import COSINE, accumulation, run_epochs
 from vmp_lightning.parsing import with_flag_suggestions
-from vmp_lightning.runs import RUN_ID_VARIABLE, RunFolder, new_run_id
+from vmp_lightning.runs import RUN_ID_VARIABLE, RunFolder, folder_name, new_run_id
 
 DESCRIPTION = (
     f"Starts from the demo's config ({DEMO_CONFIG}: synthetic motion videos, tiny 3D CNN) for every section whose "
@@ -85,7 +85,7 @@ def place_run(config, subcommand: str = "fit") -> Path | None:
         runs_root = Path(init_args.get("save_dir") or ".") / str(init_args.get("project") or "lightning_logs")
     else:
         runs_root = Path(trainer.get("default_root_dir") or ".")
-    run_id = resumed.run_id if resumed else config.get("run_id") or new_run_id(runs_root)
+    run_id = resumed.run_id if resumed else folder_name(config.get("run_id") or new_run_id(runs_root), "--run_id")
     os.environ[RUN_ID_VARIABLE] = run_id
     if not wandb and logger not in (None, False):  # another logger: it names its own folder
         if init_args is not None and "version" in init_args and init_args.version is None:

@@ -18,7 +18,7 @@ import yaml
 
 from vmp_lightning.errors import ConfigError
 from vmp_lightning.migration import migrate_config
-from vmp_lightning.parsing import expand_environment
+from vmp_lightning.parsing import expand_environment, read_yaml
 from vmp_lightning.runs import RunFolder
 
 DEMO_CONFIG = str(files("vmp_lightning") / "configs" / "default.yaml")
@@ -95,7 +95,7 @@ def refuse_linked_settings(args: list[str]) -> None:
     """A linked setting given on the command line or in a ``--config`` file is an error naming its link."""
     given = [a.split("=")[0].lstrip("-").replace(".init_args.", ".") for a in args if a.startswith("--")]
     for _, path in config_files(args):
-        config = yaml.safe_load(Path(path).read_text()) or {}
+        config = read_yaml(path) or {}
         for section in ("data", "model"):
             values = (config.get(section) or {}) if isinstance(config, dict) else {}
             keys = {**values, **(values.get("init_args") or {})} if isinstance(values, dict) else {}
@@ -110,7 +110,7 @@ def up_to_date_configs(args: list[str]) -> list[str]:
     migrated YAML (jsonargparse takes a config's text in place of its path), saying what moved."""
     result = list(args)
     for position, path in config_files(args):
-        config = yaml.safe_load(Path(path).read_text()) or {}
+        config = read_yaml(path) or {}
         moved = migrate_config(config) if isinstance(config, dict) else []
         if moved:
             _say(f"{path} was saved by an earlier version; read with: " + "; ".join(moved))
@@ -140,9 +140,7 @@ def _configs(args: list[str]) -> list[dict]:
         if flag != "--config" or not (inline or index + 1 < len(args)):
             continue
         text = value if inline else args[index + 1]
-        if "\n" not in text and Path(text).is_file():
-            text = Path(text).read_text()
-        config = yaml.safe_load(text)
+        config = read_yaml(text) if "\n" not in text and Path(text).is_file() else read_yaml(text, "--config text")
         if isinstance(config, dict):
             configs.append(config)
     return configs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -39,6 +40,19 @@ def write_text(path: str | Path, text: str) -> Path:
     with atomic_write(path) as partial:
         partial.write_text(text)
     return Path(path)
+
+
+def not_a_file(path: str | Path) -> str:
+    """What a path that should name a regular file is instead: ``not on disk``, ``a folder``, ``a symlink loop``,
+    ``a broken symlink`` or ``not a regular file (FIFO, device, socket)``."""
+    path = Path(path)
+    try:
+        path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symlink loop"
+        return "a broken symlink" if path.is_symlink() else "not on disk"
+    return "a folder" if path.is_dir() else "not a regular file (FIFO, device, socket)"
 
 
 def _fsync(path: Path) -> None:

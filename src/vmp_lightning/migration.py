@@ -15,6 +15,7 @@ resumes a run of an earlier version.
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,7 +39,13 @@ def migrate_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
 def checkpoint_model_config(ckpt_path: str | Path) -> dict | None:
     """The ``model`` section a checkpoint's saved hyper-parameters make (what ``--ckpt_path`` rebuilds the model
     from), brought up to date; None when it saved none."""
-    saved = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True).get("hyper_parameters", {})
+    from vmp_lightning.backbones.checkpoints import refuse_code
+
+    try:
+        saved = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True).get("hyper_parameters", {})
+    except pickle.UnpicklingError as error:
+        refuse_code(ckpt_path, error)
+        raise
     hparams = migrate_hyperparameters({k: v for k, v in saved.items() if k != "_instantiator"})
     if not hparams:
         return None

@@ -10,6 +10,8 @@ import os
 import re
 from collections.abc import Iterable
 from importlib import import_module
+from pathlib import Path
+from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
@@ -89,3 +91,21 @@ def expand_environment(args: list[str]) -> list[str]:
         return os.environ[name]
 
     return [ENVIRONMENT_REFERENCE.sub(lambda m, a=arg: value(m, a), arg) for arg in args]
+
+
+def read_yaml(source: str | Path, where: str | None = None) -> Any:
+    """A YAML file (or YAML text, named ``where``) of plain values; a tag that would build Python objects
+    (``!!python/...``) or a syntax error is a `ConfigError` naming the file and the line."""
+    import yaml
+
+    from vmp_lightning.errors import ConfigError
+
+    text = source if where is not None else Path(source).read_text()
+    name = where if where is not None else str(source)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{name}{line}: {problem} (configs and manifests hold plain values)") from None

@@ -184,6 +184,16 @@ def checkpoint_damage(path: Path) -> str | None:
     return None
 
 
+def folder_name(name: object, what: str) -> str:
+    """``name`` as one folder of a run's path (a manifest's, a model's, a dataset's, a sweep's or a run's name):
+    refused when empty, absolute, or holding ``/``, ``\\`` or ``..``, which would write outside the folders asked
+    for."""
+    text = str(name)
+    if not text or text in (".", "..") or any(bad in text for bad in ("/", "\\", "\0")) or ".." in text.split("."):
+        raise UserError(f"{what} {text!r}: a name becomes a folder; use no '/', '..' or absolute path")
+    return text
+
+
 _FITS_PLACED = 0  # fits this process has given a folder (the harness or a notebook places several)
 
 

@@ -13,6 +13,8 @@ unpickler that admits numpy arrays only.
 
 from __future__ import annotations
 
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +33,17 @@ class CheckpointMismatchError(UserError, ValueError):
 
 class CheckpointFileError(UserError, ValueError):
     """The file is no checkpoint (a text file, an error page, a truncated download); the message names it."""
+
+
+def refuse_code(path: str | Path, error: BaseException) -> None:
+    """`CheckpointFileError` naming the file and the global when ``torch.load(weights_only=True)`` refused a pickle
+    that would run code (``__reduce__`` of ``os.system`` and the like); nothing for other errors."""
+    found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: ([\w.]+)", str(error))
+    if found and isinstance(error, pickle.UnpicklingError):
+        name = found.group(1) or found.group(2)
+        raise CheckpointFileError(
+            f"{path}: refused: loading it would call {name} (only tensors and plain values are read)"
+        ) from None
 
 
 def check_checkpoint_file(path: str | Path) -> None:
@@ -125,6 +138,7 @@ def read_checkpoint_file(path: str | Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch fails in many ways on a file that is not one of its checkpoints
+        refuse_code(path, error)
         torch_error = str(error).strip().splitlines()[0]
     with open(path, "rb") as file:
         is_pickle = file.read(1) == b"\x80"

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vmp_lightning.errors import UserError
 from vmp_lightning.internals import numpy_multiarray
 
 #: Parts of a PySlowFast residual block (``sK.pathwayP_resI.<part>``) -> pytorchvideo's ``ResBlock`` names.
@@ -138,6 +139,10 @@ def pyslowfast_name_of_caffe2_blob(blob: str) -> str | None:
     return f"{name}.{_C2_LEAVES[leaf]}" if name else None
 
 
+class RefusedPickleError(UserError, ValueError):
+    """A weights file whose pickle names code to run (a global outside the few that arrays need)."""
+
+
 class _ArraysOnly(pickle.Unpickler):
     """Unpickles dicts of numpy arrays and nothing else (no code runs)."""
 
@@ -168,6 +173,10 @@ def read_caffe2_pickle(path: str | Path) -> dict[str, Tensor]:
     with open(path, "rb") as file:
         try:
             content = _ArraysOnly(file, encoding="latin1").load()
+        except pickle.UnpicklingError as error:
+            raise RefusedPickleError(
+                f"{path}: refused: {error} (it could run code on load; only arrays are read)"
+            ) from None
         except Exception as error:
             raise ValueError(f"{path}: not a weights file this loader can read safely ({error})") from None
     blobs = content.get("blobs") if isinstance(content, dict) else None

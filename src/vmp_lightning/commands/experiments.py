@@ -137,6 +137,10 @@ def sweep(argv: list[str]) -> None:
     print(summary_table(rows))
     if rows:
         print(f"summary written to {Path(rows[0]['folder']).parent / 'summary.csv'}")
+    failed = [row for row in rows if row["status"] != "done"]
+    if failed or not rows:
+        print(f"{len(failed)} of {len(rows)} trials failed", file=sys.stderr)
+        sys.exit(1)
 
 
 def download(argv: list[str]) -> None:

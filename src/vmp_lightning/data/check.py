@@ -9,12 +9,19 @@ from pathlib import Path
 
 from vmp_lightning.data.datamodule import SPLITS, VideoDataModule
 from vmp_lightning.data.parallel import map_with_progress
-from vmp_lightning.data.video import VideoDecodeError, decodable_frames, index_video, open_video, read_frames
-from vmp_lightning.files import atomic_write
+from vmp_lightning.data.video import (
+    VideoDecodeError,
+    decodable_frames,
+    index_video,
+    open_video,
+    read_frames,
+    video_rotation,
+)
+from vmp_lightning.files import atomic_write, not_a_file
 
 #: Statuses that make a video unusable (the command exits with 1); ``header_overstates`` is only reported.
 PROBLEMS = ("missing", "empty", "unreadable", "damaged")
-COLUMNS = ("split", "path", "status", "header_frames", "frames", "fps", "size", "first_error")
+COLUMNS = ("split", "path", "status", "header_frames", "frames", "fps", "size", "rotation", "first_error")
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,8 @@ class VideoCheck:
     header_frames: int = 0
     frames: int = 0
     fps: float = 0.0
-    size: str = ""
+    size: str = ""  # as displayed: the display matrix's rotation applied
+    rotation: int = 0  # degrees counter-clockwise the display matrix turns the stored frames
     first_error: str = ""
 
 
@@ -45,7 +53,7 @@ def check_video(
     reported as ``header_overstates`` (sampling uses the true count), an interval shorter than ``frames_per_clip``
     as ``short`` (its clips are filled by the ``short_videos`` rule)."""
     if not Path(path).is_file():
-        return VideoCheck("", path, "missing", first_error="no such file")
+        return VideoCheck("", path, "missing", first_error=not_a_file(path))
     if Path(path).stat().st_size == 0:
         return VideoCheck("", path, "empty", first_error="0 bytes")
     try:
@@ -60,7 +68,7 @@ def check_video(
     last = check.frames - 1 if end is None else min(end, check.frames - 1)
     try:
         first_frame = read_frames(reader, [start])[0]
-        check = replace(check, size=f"{first_frame.shape[1]}x{first_frame.shape[0]}")
+        check = replace(check, size=f"{first_frame.shape[1]}x{first_frame.shape[0]}", rotation=video_rotation(path))
         if last > start:
             read_frames(reader, [last])
     except VideoDecodeError as error:
@@ -78,7 +86,9 @@ def check_datamodule(datamodule: VideoDataModule, full: bool = False, workers: i
     processes check at once (the same rows as one by one), with a progress bar."""
     datamodule.setup()
     missing = getattr(getattr(datamodule, "annotations", None), "missing", [])
-    results = [VideoCheck("any", p, "missing", first_error="listed in the annotation, not on disk") for p in missing]
+    results = [
+        VideoCheck("any", p, "missing", first_error=f"listed in the annotation: {not_a_file(p)}") for p in missing
+    ]
     jobs, splits, seen = [], [], set()
     for split in SPLITS:
         for record in datamodule.records.get(split, []):

@@ -17,6 +17,7 @@ from vmp_lightning.data.sampling import ShortVideoRule
 from vmp_lightning.data.transforms import eval_transform, train_transform
 from vmp_lightning.data.video import Backend
 from vmp_lightning.errors import ConfigError
+from vmp_lightning.files import not_a_file
 
 SPLITS = ("train", "val", "test")
 
@@ -213,7 +214,7 @@ class AnnotatedDataModule(VideoDataModule):
             for note in annotations.notes:
                 rank_zero_warn(f"{type(self).__name__}: {note}")
             if annotations.missing:
-                listing = "\n  ".join(annotations.missing[:20])
+                listing = "\n  ".join(f"{path}: {not_a_file(path)}" for path in annotations.missing[:20])
                 more = f"\n  ... and {len(annotations.missing) - 20} more" if len(annotations.missing) > 20 else ""
                 message = f"{len(annotations.missing)} videos listed in the annotation are missing:\n  {listing}{more}"
                 if self.on_bad_video == "raise":

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vmp_lightning.data.parallel import map_with_progress
-from vmp_lightning.data.video import PyAVReader, VideoDecodeError
+from vmp_lightning.data.video import PyAVReader, VideoDecodeError, displayed_rgb
 from vmp_lightning.data.video_writer import VideoWriter
 from vmp_lightning.files import atomic_write
 
@@ -83,7 +83,7 @@ def cut_clip(
             reader = PyAVReader(str(source), num_threads=0)  # FFmpeg's own thread count: one cut per process
             writer = None
             for _, frame in reader.iter_frames(start_frame, end_frame):
-                rgb = frame.to_ndarray(format="rgb24")
+                rgb = displayed_rgb(frame)  # the cut holds no display matrix: upright pixels
                 height, width = _resized(*rgb.shape[:2], short_side)
                 if (height, width) != rgb.shape[:2]:
                     tensor = torch.from_numpy(rgb).permute(2, 0, 1)

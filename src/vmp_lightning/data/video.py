@@ -234,6 +234,23 @@ class DecordReader(VideoReader):
         return self._reader.get_batch([int(i) for i in indices]).asnumpy()
 
 
+def displayed_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as ``H x W x 3`` uint8 RGB the way players show it: its display matrix's rotation applied
+    (a phone video filmed upright is stored sideways), as decord and torchcodec return it."""
+    rgb = frame.to_ndarray(format="rgb24")
+    quarter_turns = (int(getattr(frame, "rotation", 0) or 0) // 90) % 4  # counter-clockwise, as the matrix says
+    return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
+
+
+def video_rotation(path: str) -> int:
+    """The rotation (degrees counter-clockwise) a video's display matrix asks for; 0 without one."""
+    import av
+
+    with av.open(path) as container:
+        frame = next(container.decode(video=0), None)
+        return int(getattr(frame, "rotation", 0) or 0) % 360 if frame is not None else 0
+
+
 class PyAVReader(VideoReader):
     """Frames of a full decode by count. With trusted timestamps it seeks to the last key frame before the first
     wanted frame and identifies each decoded frame by its timestamp (checking that they come out in order);
@@ -298,7 +315,7 @@ class PyAVReader(VideoReader):
         order = [int(i) for i in indices]
         wanted = set(order)
         frames = self.iter_frames(min(wanted), max(wanted))
-        found = {number: frame.to_ndarray(format="rgb24") for number, frame in frames if number in wanted}
+        found = {number: displayed_rgb(frame) for number, frame in frames if number in wanted}
         missing = sorted(wanted - set(found))
         if missing:
             raise ValueError(f"frames {missing[:5]} not found: a full decode gives fewer frames")

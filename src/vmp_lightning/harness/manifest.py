@@ -17,9 +17,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vmp_lightning.errors import UserError
+from vmp_lightning.parsing import read_yaml
+from vmp_lightning.runs import folder_name
 
 
 class ManifestError(UserError, ValueError):
@@ -127,13 +127,17 @@ def load_manifest(path: str | Path, seeds: list[int] | None = None) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest {path} not found")
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = read_yaml(path) or {}
     for key in ("name", "datasets", "models", "columns"):
         if key not in spec:
             raise ManifestError(f"{path}: needs a '{key}' entry")
+    folder_name(spec["name"], f"{path}: name")
+    for section in ("models", "datasets"):
+        for key in spec[section]:
+            folder_name(key, f"{path}: {section[:-1]}")
     smoke = spec.get("smoke") or {}
     if isinstance(smoke, str):  # another manifest's smoke settings
-        smoke = yaml.safe_load(Path(_resolve(smoke, path)).read_text()).get("smoke") or {}
+        smoke = (read_yaml(_resolve(smoke, path)) or {}).get("smoke") or {}
     models: dict[str, dict[str, Any]] = {}
     parents: dict[str, str] = {}
     for model, entry in spec["models"].items():  # resolve `extends` (parents are listed first)

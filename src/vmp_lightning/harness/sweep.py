@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vmp_lightning.files import atomic_write
 from vmp_lightning.harness.manifest import ManifestError
 from vmp_lightning.harness.reproduce import InProcess, execute, identity, placement_flags, run_metrics
 from vmp_lightning.lazy import import_optional
+from vmp_lightning.parsing import read_yaml
+from vmp_lightning.runs import folder_name
 
 METHODS = ("grid", "random", "bayes")
 
@@ -34,7 +34,7 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"sweep file {path} not found")
-    sweep = yaml.safe_load(path.read_text()) or {}
+    sweep = read_yaml(path) or {}
     for key in ("method", "parameters", "command"):
         if key not in sweep:
             raise ManifestError(f"{path}: a W&B sweep needs '{key}'")
@@ -161,7 +161,7 @@ def run_sweep(
     """Run the trials one after another (in this process with ``in_process``, see `execute`); write and return the
     summary (trial, parameters, metric)."""
     sweep = load_sweep(path)
-    name = sweep.get("name") or Path(path).stem
+    name = folder_name(sweep.get("name") or Path(path).stem, f"{path}: name")
     metric = (sweep.get("metric") or {}).get("name")
     folder = Path(out) / name
     rows = []
@@ -173,20 +173,22 @@ def run_sweep(
             *placement_flags(trial_folder, f"{name}/trial_{index:03d}", f"sweep/{name}"),
             f"--run_id={identity(f'sweep/{name}/trial_{index:03d}', trial_folder)}",
         ]
-        record = run_metrics(trial_folder, require_test=False)
+        record, state = run_metrics(trial_folder, require_test=False), "done"
         if record is None:  # not run before (a finished trial is kept: the sweep resumes)
             print(f"[trial {index}] vmp-lightning {shlex.join(args)}", flush=True)
             code = execute(args, None, in_process)
             record = run_metrics(trial_folder, require_test=False)
             if code != 0 or record is None:
-                print(f"[trial {index}] failed (exit code {code})", flush=True)
+                state = f"failed (exit code {code})"
+                print(f"[trial {index}] {state}", flush=True)
         values = {**(record or {}).get("val", {}), **(record or {}).get("test", {})}
         value = values.get(metric) if metric else None
         if asked is not None:
             study, trial = asked
             failed = value is None or not math.isfinite(value)
             study.tell(trial, None if failed else value, state=optuna_state(failed))
-        rows.append({"trial": index, **parameters, (metric or "metric"): value, "folder": str(trial_folder)})
+        row = {"trial": index, **parameters, (metric or "metric"): value, "status": state}
+        rows.append({**row, "folder": str(trial_folder)})
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(folder / "summary.csv") as partial, partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["trial"])

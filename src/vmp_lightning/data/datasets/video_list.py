@@ -15,7 +15,14 @@ LIST_LAYOUT = """  one line per video: "<path> <label> [<start frame> <end frame
 def read_video_list(path: Path, root: Path) -> list[tuple[str, str, str, int, int | None]]:
     """Rows (path, path as listed, label text, start, end) of a list file."""
     rows = []
-    text = path.read_text().splitlines()
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        number = data[: error.start].count(b"\n") + 1
+        raise DatasetLayoutError(
+            f"{path} line {number}: not UTF-8 text ({error.reason}): save the list as UTF-8"
+        ) from None
     for number, line in enumerate(text, 1):
         if not line.strip() or line.startswith("#"):
             continue
