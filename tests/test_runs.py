@@ -303,7 +303,15 @@ def test_no_file_name_of_a_run_is_spelled_outside_runs_py():
     """In code, not prose: every string constant of the package that is not a docstring."""
     import ast
 
-    names = ("last.ckpt", "config.yaml", "metrics.json", "val_videos.txt", "_predictions.csv", "slurm-job")
+    names = (
+        "last.ckpt",
+        "config.yaml",
+        "metrics.json",
+        "val_videos.txt",
+        "_predictions.csv",
+        "slurm-job",
+        "slurm_job_id",
+    )
     source = Path(__file__).parents[1] / "src" / "vmp_lightning"
     spelled = []
     for path in source.rglob("*.py"):

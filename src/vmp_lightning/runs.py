@@ -28,6 +28,9 @@ RUN_ID_VARIABLE = "VMP_LIGHTNING_RUN_ID"
 #: The W&B folder beside the runs of a ``save_dir``: not a run.
 WANDB_FOLDER = "wandb"
 
+#: In a harness run folder (a ``save_dir``): the SLURM job that runs it (`harness.slurm`).
+SLURM_JOB_RECORD = "slurm_job_id"
+
 
 @dataclass(frozen=True)
 class RunFolder:

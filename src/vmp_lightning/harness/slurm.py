@@ -20,11 +20,11 @@ from pathlib import Path
 
 from vmp_lightning.files import write_text
 from vmp_lightning.lazy import import_optional
+from vmp_lightning.runs import SLURM_JOB_RECORD
 
 #: Runs ``vmp-lightning <args>`` in this process (`vmp_lightning.commands.main`).
 InProcess = Callable[[list[str]], None]
 
-JOB_ID_FILE = "slurm_job_id"
 #: squeue states of a job that is still to run or running: not to be submitted again.
 ALIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED"}
 
@@ -78,7 +78,7 @@ def job_state(job_id: str) -> str | None:
 
 def queued_job(folder: Path) -> str | None:
     """The job that will run or is running this run (its id), if any."""
-    path = Path(folder) / JOB_ID_FILE
+    path = Path(folder) / SLURM_JOB_RECORD
     if not path.is_file():
         return None
     job_id = path.read_text().strip()
@@ -122,5 +122,5 @@ def submit(
     )
     job = executor.submit(FitJob([*args, *flags], entry, after.late_args if after else None))
     Path(folder).mkdir(parents=True, exist_ok=True)
-    write_text(Path(folder) / JOB_ID_FILE, f"{job.job_id}\n")
+    write_text(Path(folder) / SLURM_JOB_RECORD, f"{job.job_id}\n")
     return str(job.job_id)
