@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SYSDEPS := $(VENV)/.system-deps-stamp
 
-.PHONY: install system-deps test test-fast demo lint format bench gpu-wheels bench-gpu bench-gpu-smoke bench-hf clean reproduce-table1 reproduce-table2 download-checkpoints
+.PHONY: install system-deps test test-fast test-slurm demo lint format bench gpu-wheels bench-gpu bench-gpu-smoke bench-hf clean reproduce-table1 reproduce-table2 download-checkpoints
 
 install: $(STAMP)
 
@@ -35,9 +35,13 @@ $(SYSDEPS): $(STAMP)
 test: install system-deps
 	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc
 
-# The same without the slow tests (training runs, multi-process DDP).
+# The same without the slow tests (over 10 s each: training runs, multi-process DDP).
 test-fast: install system-deps
-	$(BIN)/python -m pytest -q -m "not slow"; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc
+	$(BIN)/python -m pytest -q -m "not slow and not slurm"; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc
+
+# The tests on a real one-node SLURM that they start (tests/slurm/cluster.sh: root with apt, Debian's packages).
+test-slurm: install system-deps
+	$(BIN)/python -m pytest -q -m slurm; rc=$$?; bash tests/slurm/cluster.sh stop; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc
 
 demo: install
 	$(BIN)/vmp-lightning demo
@@ -46,11 +50,14 @@ demo: install
 #   make reproduce-table2 DATA_ROOT=/data CKPT_ROOT=/ckpt [ONLY=timesformer/hmdb51_s1] [DEVICES=2] [PRECISION=..] [SEEDS=0,1,2]
 #   make reproduce-table2 SMOKE=1      (synthetic videos in each dataset's layout, tiny models, CPU, ~2 min)
 #   make reproduce-table2 LAUNCHER=slurm PARTITION=gpu GPUS_PER_NODE=4 DATA_ROOT=... CKPT_ROOT=...  (a job per run)
+#     [CPUS_PER_TASK=8] [TIME=minutes] [SBATCH="mem=64G account=x exclusive"]   GPUS_PER_NODE=0: CPU jobs
 REPRODUCE_FLAGS = $(if $(ONLY),--only $(ONLY)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) \
 	$(if $(CKPT_ROOT),--ckpt-root $(CKPT_ROOT)) $(if $(DEVICES),--devices $(DEVICES)) \
 	$(if $(PRECISION),--precision $(PRECISION)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1,$(SMOKE)),--smoke) \
 	$(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(PARTITION),--partition $(PARTITION)) \
-	$(if $(GPUS_PER_NODE),--gpus-per-node $(GPUS_PER_NODE)) $(if $(NODES),--nodes $(NODES))
+	$(if $(GPUS_PER_NODE),--gpus-per-node $(GPUS_PER_NODE)) $(if $(NODES),--nodes $(NODES)) \
+	$(if $(CPUS_PER_TASK),--cpus-per-task $(CPUS_PER_TASK)) $(if $(TIME),--time $(TIME)) \
+	$(if $(SBATCH),--sbatch $(SBATCH))
 
 reproduce-table2: install
 	$(BIN)/vmp-lightning reproduce experiments/table2.yaml $(REPRODUCE_FLAGS)

@@ -286,7 +286,7 @@ def test_a_run_folder_names_its_files_and_the_runs_of_a_save_dir_are_found_throu
     run = RunFolder(tmp_path / "vmp-lightning" / "r1")
     run.checkpoints.mkdir(parents=True)
     run.config.write_text("{}\n")
-    run.last.write_bytes(b"x")
+    torch.save({"epoch": 0}, run.last)
     (tmp_path / "wandb" / "offline-run-1" / "files").mkdir(parents=True)  # W&B's folder beside the runs
     (tmp_path / "vmp-lightning" / "stray").mkdir()  # neither config, checkpoints nor metrics: not a run
     assert list(RunFolder.under(tmp_path)) == [run]

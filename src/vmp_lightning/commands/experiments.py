@@ -49,17 +49,19 @@ def reproduce(argv: list[str]) -> None:
     parser.add_argument("--launcher", default="local", choices=["local", "slurm"], help="slurm: one job per run")
     parser.add_argument("--partition", default=None, help="slurm: the partition")
     parser.add_argument("--nodes", type=int, default=1, help="slurm: nodes per run")
-    parser.add_argument("--gpus-per-node", type=int, default=1, help="slurm: GPUs (and tasks) per node")
+    parser.add_argument("--gpus-per-node", type=int, default=1, help="slurm: GPUs (and tasks) per node; 0: a CPU job")
     parser.add_argument("--cpus-per-task", type=int, default=8, help="slurm: CPU cores per GPU (loader workers)")
     parser.add_argument("--time", type=int, default=24 * 60, help="slurm: each job's time limit in minutes")
-    parser.add_argument("--sbatch", default=[], nargs="*", help="slurm: further KEY=VALUE settings (account=...)")
+    parser.add_argument(
+        "--sbatch", default=[], nargs="*", help="slurm: further sbatch settings, KEY=VALUE or a flag (account=x hold)"
+    )
     own, extra = split_passthrough(argv)
     args = parser.parse_args(own)
     from vmp_lightning.harness.slurm import SlurmOptions
 
     slurm = None
     if args.launcher == "slurm":
-        settings = dict(item.split("=", 1) for item in args.sbatch)
+        settings = {key: value or True for key, _, value in (item.partition("=") for item in args.sbatch)}
         slurm = SlurmOptions(
             args.partition, args.nodes, args.gpus_per_node, args.cpus_per_task, args.time, 120, settings
         )

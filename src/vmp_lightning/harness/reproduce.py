@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmp_lightning.harness.manifest import Manifest, Run
-from vmp_lightning.harness.slurm import After, InProcess, SlurmOptions, queued_job, submit
+from vmp_lightning.harness.slurm import After, InProcess, SlurmOptions, SubmissionError, queued_job, submit
 from vmp_lightning.runs import RUN_ID_VARIABLE, DamagedRunError, RunFolder, RunLock
 
 
@@ -267,7 +267,10 @@ def _reproduce(manifest: Manifest, options: Options, only: str | None, noted: di
             continue
         if options.slurm is not None:
             print(f"{head}: vmp-lightning {shlex.join(args)}", flush=True)
-            status[run.name] = launch_on_slurm(run, args, options, after)
+            try:
+                status[run.name] = launch_on_slurm(run, args, options, after)
+            except SubmissionError as error:  # the other runs are still submitted
+                status[run.name] = f"failed: {error}"
             print(f"{head}: {status[run.name]}", flush=True)
             continue
         lock = RunLock(run_folder(options.out, run))

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vmp_lightning.errors import UserError
 from vmp_lightning.files import write_text
 from vmp_lightning.lazy import import_optional
 from vmp_lightning.runs import SLURM_JOB_RECORD
@@ -94,6 +95,17 @@ class After:
     late_args: Callable[[], list[str]]
 
 
+class SubmissionError(UserError, RuntimeError):
+    """sbatch refused a job (no such partition, more CPUs or GPUs than a node has, ...)."""
+
+
+def _sbatch_words(error: Exception) -> str:
+    """The line of sbatch's output that says why (``sbatch: error: ...``), else the error's first line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    said = [line.split("error:", 1)[1].strip() for line in lines if "sbatch: error:" in line]
+    return "; ".join(dict.fromkeys(said)) or (lines[0] if lines else type(error).__name__)
+
+
 def submit(
     name: str, args: list[str], folder: Path, entry: InProcess, options: SlurmOptions, after: After | None = None
 ) -> str:
@@ -101,16 +113,18 @@ def submit(
     ``<folder>/slurm_job_id``."""
     submitit = import_optional("submitit", "slurm", "--launcher slurm")
 
-    devices = options.nodes * options.gpus_per_node
-    flags = [f"--trainer.devices={options.gpus_per_node}", f"--trainer.num_nodes={options.nodes}"]
-    flags += ["--trainer.strategy=ddp"] if devices > 1 else []
+    gpus = options.gpus_per_node
+    tasks = max(gpus, 1)  # one process per GPU; a CPU job: one process per node
+    flags = [f"--trainer.devices={tasks}", f"--trainer.num_nodes={options.nodes}"]
+    flags += ["--trainer.strategy=ddp"] if options.nodes * tasks > 1 else []
+    flags += ["--trainer.accelerator=cpu"] if gpus == 0 else []
     executor = submitit.SlurmExecutor(folder=Path(folder) / "slurm")
     executor.update_parameters(
         job_name=name,
         **({"partition": options.partition} if options.partition else {}),
         nodes=options.nodes,
-        ntasks_per_node=options.gpus_per_node,
-        gpus_per_node=options.gpus_per_node,
+        ntasks_per_node=tasks,
+        **({"gpus_per_node": gpus} if gpus else {}),
         cpus_per_task=options.cpus_per_task,
         time=options.time_min,
         signal_delay_s=options.signal_delay_s,
@@ -120,7 +134,10 @@ def submit(
             **options.additional,
         },
     )
-    job = executor.submit(FitJob([*args, *flags], entry, after.late_args if after else None))
+    try:
+        job = executor.submit(FitJob([*args, *flags], entry, after.late_args if after else None))
+    except Exception as error:  # submitit's FailedJobError: sbatch's own words, after a long traceback
+        raise SubmissionError(f"{name}: sbatch refused the job: {_sbatch_words(error)}") from None
     Path(folder).mkdir(parents=True, exist_ok=True)
     write_text(Path(folder) / SLURM_JOB_RECORD, f"{job.job_id}\n")
     return str(job.job_id)
