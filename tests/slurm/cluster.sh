@@ -5,6 +5,7 @@
 # Root on Debian without systemd (the CI machine, a container). The node has this machine's CPUs and memory and
 # two fake GPUs (GRES backed by /dev/null-like character devices), so GPU jobs schedule on a CPU node.
 set -euo pipefail
+trap 'echo "slurm: $0 failed at line $LINENO" >&2' ERR
 STATE=${SLURM_TEST_STATE:-/var/tmp/vmp-slurm}
 CONF=/etc/slurm/slurm.conf
 HOST=$(hostname -s)
@@ -77,6 +78,10 @@ stop() {
     [ -f "$STATE/$daemon.pid" ] && kill "$(cat "$STATE/$daemon.pid")" 2>/dev/null || true
   done
   pkill -x munged 2>/dev/null || true
+  for _ in $(seq 20); do  # gone before a start that follows
+    pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || pgrep -x munged >/dev/null || return 0
+    sleep 0.5
+  done
 }
 
 case "${1:-}" in
