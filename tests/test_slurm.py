@@ -86,3 +86,20 @@ def test_a_waiting_job_is_not_submitted_again_and_a_refused_one_is_one_line(clus
     assert len(lines) == 2 and "invalid partition" in lines[0].lower()  # both runs tried, one line each
     assert "table2: 0 done, 0 skipped, 2 failed" in refused.stdout  # the summary ends the call
     assert "Traceback" not in refused.stdout + refused.stderr
+
+
+def test_a_failed_job_is_reported_with_its_log_and_not_submitted_again_unless_asked(cluster, tmp_path):
+    """A job that fails (a wrong data root: exit 2, its message only in the job's log) is named on the next call,
+    with the line that says why and the log's path, and submitted again only with --retry-failed."""
+    wrong = reproduce(tmp_path, *on_slurm(), "--", f"--data.init_args.root={tmp_path / 'nowhere'}")
+    assert "submitted: SLURM job" in wrong.stdout, wrong.stderr[-2000:]
+    wait_for_jobs()
+    again = reproduce(tmp_path, *on_slurm())
+    assert again.returncode == 1
+    (line,) = [line for line in again.stdout.splitlines() if "] table2/" in line and "ended without finishing" in line]
+    assert "vmp-lightning: error:" in line and "_0_log.err" in line and "not submitted again" in line
+    assert "submitted: SLURM job" not in again.stdout
+    retried = reproduce(tmp_path, *on_slurm("--retry-failed"))
+    assert "submitted: SLURM job" in retried.stdout
+    wait_for_jobs()
+    assert run_metrics(cell_folder(tmp_path)) is not None  # the right root this time: done

@@ -52,6 +52,7 @@ def reproduce(argv: list[str]) -> None:
     parser.add_argument("--gpus-per-node", type=int, default=1, help="slurm: GPUs (and tasks) per node; 0: a CPU job")
     parser.add_argument("--cpus-per-task", type=int, default=8, help="slurm: CPU cores per GPU (loader workers)")
     parser.add_argument("--time", type=int, default=24 * 60, help="slurm: each job's time limit in minutes")
+    parser.add_argument("--retry-failed", action="store_true", help="slurm: submit runs whose last job failed again")
     parser.add_argument(
         "--sbatch", default=[], nargs="*", help="slurm: further sbatch settings, KEY=VALUE or a flag (account=x hold)"
     )
@@ -78,6 +79,7 @@ def reproduce(argv: list[str]) -> None:
         extra=tuple(extra),
         in_process=main,
         slurm=slurm,
+        retry_failed=args.retry_failed,
     )
     status = run_all(manifest, options, args.only)
     code = stop_code(status)

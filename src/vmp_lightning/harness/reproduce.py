@@ -26,7 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmp_lightning.harness.manifest import Manifest, Run
-from vmp_lightning.harness.slurm import After, InProcess, SlurmOptions, SubmissionError, queued_job, submit
+from vmp_lightning.harness.slurm import (
+    After,
+    InProcess,
+    SlurmOptions,
+    SubmissionError,
+    failed_job,
+    queued_job,
+    submit,
+)
 from vmp_lightning.runs import RUN_ID_VARIABLE, DamagedRunError, RunFolder, RunLock
 
 
@@ -42,6 +50,7 @@ class Options:
     extra: tuple[str, ...] = ()
     in_process: InProcess | None = None  # None: every run as a subprocess
     slurm: SlurmOptions | None = None  # each run as its own SLURM job (needs in_process: what the job runs)
+    retry_failed: bool = False  # submit a run whose last SLURM job failed again
 
 
 def run_folder(out: Path, run: Run) -> Path:
@@ -246,6 +255,11 @@ def _reproduce(manifest: Manifest, options: Options, only: str | None, noted: di
         if job is not None:
             status[run.name] = f"queued: SLURM job {job}"
             print(f"{head}: queued or running as SLURM job {job}, not submitted again", flush=True)
+            continue
+        failure = failed_job(run_folder(options.out, run)) if options.slurm is not None else None
+        if failure is not None and not options.retry_failed:
+            status[run.name] = f"failed: {failure}"
+            print(f"{head}: {failure}; not submitted again (--retry-failed submits it)", flush=True)
             continue
         after = None
         try:

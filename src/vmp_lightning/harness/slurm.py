@@ -86,6 +86,27 @@ def queued_job(folder: Path) -> str | None:
     return job_id if job_state(job_id) in ALIVE else None
 
 
+def failed_job(folder: Path) -> str | None:
+    """Why the last SLURM job of a run ended without finishing it, naming its log (submitit's
+    ``slurm/<job>_0_log.err``): None when no job was submitted or the job is still queued or running. The cluster
+    keeps no record of finished jobs (no accounting): what the job left in its folder says it."""
+    path = Path(folder) / SLURM_JOB_RECORD
+    if not path.is_file():
+        return None
+    job_id = path.read_text().split()[0]
+    if job_state(job_id) in ALIVE:
+        return None
+    log = Path(folder) / "slurm" / f"{job_id}_0_log.err"
+    lines = (
+        [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.is_file() else []
+    )
+    said = [
+        line for line in lines if line.startswith("vmp-lightning: error:") or "CANCELLED" in line or "Error" in line
+    ]
+    last = (said or lines or ["no log"])[-1]
+    return f"SLURM job {job_id} ended without finishing the run: {last} (log: {log})"
+
+
 @dataclass
 class After:
     """A job that waits for another: it starts once ``job`` ended well (and is cancelled if it failed), and adds
