@@ -213,3 +213,13 @@ class FillDiskAfter(L.Callback):
             folder = Path(trainer.default_root_dir)
             free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
             (folder.parent / "filler.bin").write_bytes(b"\0" * max(0, free - self.leave))
+
+
+SEEN_HANDLERS: dict[str, object] = {}
+
+
+class RecordSignalHandlers(L.Callback):
+    """Notes, when training starts, the SIGUSR1 handler in force (Lightning's SLURM requeue installs one)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        SEEN_HANDLERS["SIGUSR1"] = signal.getsignal(signal.SIGUSR1)

@@ -295,7 +295,7 @@ def test_a_run_folder_names_its_files_and_the_runs_of_a_save_dir_are_found_throu
     hpc = run.path / "hpc_ckpt_1.ckpt"
     hpc.write_bytes(b"y")
     os.utime(hpc, (run.last.stat().st_mtime + 5,) * 2)
-    assert run.latest_state() is None  # Lightning's requeue checkpoint is newer: Lightning resumes it
+    assert run.latest_state() == run.last  # Lightning's mid-batch requeue checkpoint is never the state resumed
     assert run.stage_config("fit") == run.config and run.stage_config("test").name == "config_test.yaml"
 
 
@@ -337,3 +337,23 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed
     with pytest.raises(UserError, match=r"^the bayes sweep needs optuna: pip install 'vmp-lightning\[sweeps\]'$"):
         import_optional("optuna", "sweeps", "the bayes sweep")
+
+
+def test_under_slurm_lightnings_own_requeue_is_off(synthetic_root, tmp_path, monkeypatch):
+    """One requeue mechanism: `Preemption` stops at a saved step; Lightning's SIGUSR1 handler (which saves a
+    mid-batch hpc_ckpt and requeues by itself) is never installed."""
+    import helpers
+
+    for name, value in {
+        "SLURM_NTASKS": "1",
+        "SLURM_JOB_ID": "77",
+        "SLURM_JOB_NAME": "job",
+        "SLURM_NODELIST": "vm",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    args = fit_args(
+        synthetic_root, tmp_path, "--trainer.max_steps=1", "--trainer.callbacks+=helpers.RecordSignalHandlers"
+    )
+    build_cli(args)
+    assert helpers.SEEN_HANDLERS["SIGUSR1"] in (signal.SIG_DFL, None)

@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from vmp_lightning.backbones.checkpoints import check_checkpoint_file
@@ -185,6 +186,11 @@ class VMPLightningCLI(LightningCLI):
         a callback of the module could not add it: Lightning would let it replace the configured ModelCheckpoint).
         Without validation (``trainer.limit_val_batches 0``) nothing can be monitored: the monitored checkpoint
         callbacks go, and the run is tested on its last checkpoint."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if SLURMEnvironment.detect() and not config.trainer.get("plugins"):
+            # One requeue mechanism: `Preemption` stops at a saved step and the job requeues itself (submitit, or
+            # the template's trap); Lightning's own SIGUSR1 requeue would save mid-batch (hpc_ckpt) beside it.
+            kwargs.setdefault("plugins", [SLURMEnvironment(auto_requeue=False)])
         trainer = super().instantiate_trainer(**kwargs)
         if trainer.checkpoint_callback is not None and not any(
             isinstance(c, LatestCheckpoint) for c in trainer.callbacks

@@ -98,11 +98,9 @@ class RunFolder:
 
     def latest_state(self, say: Callable[[str], None] = print) -> Path | None:
         """The newest loadable checkpoint to continue from: ``last.ckpt``, else (damaged: said, with the file) the
-        newest other checkpoint of the run; None when there is none, or when Lightning's SLURM requeue left a newer
-        ``hpc_ckpt_*.ckpt`` (which Lightning itself resumes from). `DamagedRunError` when every one is damaged."""
-        hpc = [p.stat().st_mtime for p in self.path.glob("hpc_ckpt_*.ckpt")]
-        if self.last.is_file() and hpc and self.last.stat().st_mtime < max(hpc):
-            return None
+        newest other checkpoint of the run; None when there is none; `DamagedRunError` when every one is damaged.
+        Lightning's own SLURM requeue is off in our runs, so its mid-batch ``hpc_ckpt_*.ckpt`` (of earlier
+        versions) is never taken."""
         others = sorted(set(self.checkpoints.glob("*.ckpt")) - {self.last}, key=lambda p: -p.stat().st_mtime)
         candidates = [p for p in (self.last, *others) if p.is_file()]
         damaged = []

@@ -155,7 +155,7 @@ def fit_arguments(manifest: Manifest, run: Run, options: Options, source_later: 
     args.extend(options.extra)
     last = latest_checkpoint(folder)
     state = RunFolder(last.parent.parent).latest_state() if last is not None else None
-    if state is not None:  # else none, or Lightning's SLURM requeue checkpoint is newer: it resumes that
+    if state is not None:
         args.append(f"--ckpt_path={state}")
     return args
 
