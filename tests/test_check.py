@@ -54,7 +54,7 @@ def test_check_videos_report_and_csv(bad_videos, tmp_path):
     text = write_report(results, tmp_path / "check.csv")
     assert "header_overstates" in text and "claims_more.mp4" in text and "ok: 1" in text
     rows = (tmp_path / "check.csv").read_text().splitlines()
-    assert rows[0] == "split,path,status,header_frames,frames,fps,size,first_error" and len(rows) == 7
+    assert rows[0] == "split,path,status,header_frames,frames,fps,size,rotation,first_error" and len(rows) == 7
 
 
 def test_check_videos_command(bad_videos, tmp_path, capsys):
