@@ -260,7 +260,7 @@ def test_an_offline_sweep_runs_its_trials_and_resumes(synthetic_root, tmp_path, 
     rows = run_sweep(path, tmp_path, max_trials=2, extra=tiny, seed=1, in_process=main)
     assert [r["trial"] for r in rows] == [0, 1] and all(0.0 <= r["val/acc1_best"] <= 1.0 for r in rows)
     summary = (tmp_path / "synthetic-lambda" / "summary.csv").read_text().splitlines()
-    assert summary[0] == "trial,model.init_args.lambda_v,model.init_args.prompt_lr_scale,val/acc1_best,folder"
+    assert summary[0] == "trial,model.init_args.lambda_v,model.init_args.prompt_lr_scale,val/acc1_best,status,folder"
     saved = [yaml.safe_load(next(Path(r["folder"]).glob("*/*/config.yaml")).read_text()) for r in rows]
     assert [s["model"]["init_args"]["lambda_v"] for s in saved] == [r["model.init_args.lambda_v"] for r in rows]
     stamps = [next(Path(r["folder"]).glob("*/*/metrics.json")).stat().st_mtime for r in rows]
@@ -427,6 +427,10 @@ def test_the_slurm_launcher_submits_one_job_per_run_and_never_twice(tmp_path, fa
     assert job.args == [*fit_arguments(manifest, run, options), "--trainer.devices=4", "--trainer.num_nodes=2",
                         "--trainer.strategy=ddp"]  # fmt: skip
     (tmp_path / "queued").write_text("102\n")  # 101 finished (squeue no longer lists it), 102 waits
+    again = reproduce(manifest, options, only=only)  # 101 ended without a result: reported, not resubmitted
+    assert again["x3d/hmdb51_s1"].startswith("failed: SLURM job 101 ended without finishing the run")
+    assert again["x3d+vmp/hmdb51_s1"] == "queued: SLURM job 102"
+    options.retry_failed = True
     again = reproduce(manifest, options, only=only)
     assert again == {"x3d/hmdb51_s1": "submitted: SLURM job 103", "x3d+vmp/hmdb51_s1": "queued: SLURM job 102"}
     fake_result(tmp_path / "runs" / "table2" / "x3d" / "hmdb51_s1" / "p" / "r", 0.5, 0.9)

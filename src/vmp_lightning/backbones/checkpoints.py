@@ -38,9 +38,9 @@ class CheckpointFileError(UserError, ValueError):
 def refuse_code(path: str | Path, error: BaseException) -> None:
     """`CheckpointFileError` naming the file and the global when ``torch.load(weights_only=True)`` refused a pickle
     that would run code (``__reduce__`` of ``os.system`` and the like); nothing for other errors."""
-    found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: ([\w.]+)", str(error))
+    found = re.search(r"GLOBAL ([\w.]+)", str(error)) or re.search(r"Unsupported global: ([\w.]+)", str(error))
     if found and isinstance(error, pickle.UnpicklingError):
-        name = found.group(1) or found.group(2)
+        name = found.group(1)
         raise CheckpointFileError(
             f"{path}: refused: loading it would call {name} (only tensors and plain values are read)"
         ) from None
@@ -138,10 +138,11 @@ def read_checkpoint_file(path: str | Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch fails in many ways on a file that is not one of its checkpoints
-        refuse_code(path, error)
         torch_error = str(error).strip().splitlines()[0]
-    with open(path, "rb") as file:
-        is_pickle = file.read(1) == b"\x80"
+        with open(path, "rb") as file:
+            is_pickle = file.read(1) == b"\x80"
+        if not is_pickle:  # a torch zip checkpoint whose pickle names code; a plain pickle: the Caffe2 reader's call
+            refuse_code(path, error)
     if is_pickle:
         return {"model_state": read_caffe2_pickle(path)}
     raise CheckpointFileError(

@@ -256,11 +256,6 @@ def _reproduce(manifest: Manifest, options: Options, only: str | None, noted: di
             status[run.name] = f"queued: SLURM job {job}"
             print(f"{head}: queued or running as SLURM job {job}, not submitted again", flush=True)
             continue
-        failure = failed_job(run_folder(options.out, run)) if options.slurm is not None else None
-        if failure is not None and not options.retry_failed:
-            status[run.name] = f"failed: {failure}"
-            print(f"{head}: {failure}; not submitted again (--retry-failed submits it)", flush=True)
-            continue
         after = None
         try:
             args = fit_arguments(manifest, run, options)
@@ -275,6 +270,11 @@ def _reproduce(manifest: Manifest, options: Options, only: str | None, noted: di
                 print(f"{head}: {error}", flush=True)
                 continue
             args = fit_arguments(manifest, run, options, source_later=True)
+        failure = failed_job(run_folder(options.out, run)) if options.slurm is not None else None
+        if failure is not None and not options.retry_failed:
+            status[run.name] = f"failed: {failure}"
+            print(f"{head}: {failure}; not submitted again (--retry-failed submits it)", flush=True)
+            continue
         if options.dry_run:
             print(f"{head}: vmp-lightning {shlex.join(args)}", flush=True)
             status[run.name] = "planned"
