@@ -82,9 +82,9 @@ def demo_config(named: set[str]) -> dict:
 
 def with_run_config(args: list[str], subcommand: str) -> list[str]:
     """``args`` with the run's ``config.yaml`` first when they give a run's checkpoint and no ``--config``."""
-    ckpt = _value_of("--ckpt_path", args)
-    run = RunFolder.of_checkpoint(ckpt) if ckpt else None
-    if run is None or _value_of("--config", args) is not None:
+    checkpoints = _flag_values("--ckpt_path", args)
+    run = RunFolder.of_checkpoint(checkpoints[-1][1]) if checkpoints else None
+    if run is None or _flag_values("--config", args):
         return args
     config = run.config
     _say(f"{subcommand} reads the run's settings from {config} (give --config to use others)")
@@ -122,28 +122,17 @@ def up_to_date_configs(args: list[str]) -> list[str]:
 def config_files(args: list[str]) -> list[tuple[int, str]]:
     """The ``--config`` files among ``args``: (position of the value in ``args``, path); a config given as YAML text
     is not a file."""
-    found = []
-    for index, arg in enumerate(args):
-        flag, inline, value = arg.partition("=")
-        if flag == "--config" and (inline or index + 1 < len(args)):
-            position, path = (index, value) if inline else (index + 1, args[index + 1])
-            if "\n" not in path and Path(path).is_file():
-                found.append((position, path))
-    return found
+    return [(position, value) for position, value in _flag_values("--config", args) if _is_file(value)]
 
 
 def _configs(args: list[str]) -> list[dict]:
     """Every ``--config`` among ``args`` read, files and YAML text alike."""
-    configs = []
-    for index, arg in enumerate(args):
-        flag, inline, value = arg.partition("=")
-        if flag != "--config" or not (inline or index + 1 < len(args)):
-            continue
-        text = value if inline else args[index + 1]
-        config = read_yaml(text) if "\n" not in text and Path(text).is_file() else read_yaml(text, "--config text")
-        if isinstance(config, dict):
-            configs.append(config)
-    return configs
+    read = [read_yaml(v) if _is_file(v) else read_yaml(v, "--config text") for _, v in _flag_values("--config", args)]
+    return [config for config in read if isinstance(config, dict)]
+
+
+def _is_file(value: str) -> bool:
+    return "\n" not in value and Path(value).is_file()
 
 
 def _section(config: dict, section: str) -> object:
@@ -160,14 +149,13 @@ def _names_class(value: object) -> bool:
     return isinstance(value, str) or (isinstance(value, dict) and "class_path" in value)
 
 
-def _value_of(flag: str, args: list[str]) -> str | None:
-    """The value of the last ``flag`` among ``args`` (``--flag v`` or ``--flag=v``), or None."""
-    found = None
+def _flag_values(flag: str, args: list[str]) -> list[tuple[int, str]]:
+    """Each value of ``flag`` among ``args`` (``--flag v`` or ``--flag=v``): (its position in ``args``, the value)."""
+    found = []
     for index, arg in enumerate(args):
-        if arg == flag and index + 1 < len(args):
-            found = args[index + 1]
-        elif arg.startswith(f"{flag}="):
-            found = arg.split("=", 1)[1]
+        name, inline, value = arg.partition("=")
+        if name == flag and (inline or index + 1 < len(args)):
+            found.append((index, value) if inline else (index + 1, args[index + 1]))
     return found
 
 
